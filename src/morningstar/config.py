@@ -1,0 +1,477 @@
+"""Typed, immutable settings from ``config/config.yaml``, environment variables and a secrets file.
+
+Precedence (highest first):
+
+1. environment variables ``MORNINGSTAR_<SECTION>__<KEY>`` (``__`` separates nesting levels, e.g.
+   ``MORNINGSTAR_RISK__MAX_POSITION_PCT=5``, ``MORNINGSTAR_EXCHANGES__BINANCE__API_KEY=...``);
+2. the secrets file (``config/secrets.yaml`` or ``MORNINGSTAR_SECRETS_FILE``): secret keys only;
+3. the config file (``config/config.yaml`` or ``MORNINGSTAR_CONFIG``): no secrets allowed;
+4. the defaults below.
+
+Secrets (API keys, tokens, passwords) are :class:`pydantic.SecretStr`: they print as ``**********``
+and are registered with the logging redaction filter. A bad file or value raises
+:class:`morningstar.errors.ConfigError` whose message is one line naming the key path, the value,
+what is allowed and where the value came from, e.g.
+``risk.max_position_pct: 150 is not <= 100 (config/config.yaml)``; unknown keys get a
+"did you mean" hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from morningstar.core.timeframe import parse_timeframe
+from morningstar.core.types import parse_pair
+from morningstar.errors import ConfigError
+
+__all__ = [
+    "ApiSettings",
+    "DashboardSettings",
+    "DataSettings",
+    "DatabaseSettings",
+    "ExchangeSettings",
+    "LLMSettings",
+    "LoggingSettings",
+    "RiskSettings",
+    "ScaleSettings",
+    "Settings",
+    "default_config_path",
+    "iter_secrets",
+    "load_settings",
+    "settings_as_dict",
+]
+
+ENV_PREFIX = "MORNINGSTAR_"
+DEFAULT_CONFIG = Path("config") / "config.yaml"
+DEFAULT_SECRETS = Path("config") / "secrets.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExchangeSettings(_Section):
+    """One exchange (key: its ccxt id, e.g. ``binance``)."""
+
+    pairs: list[str] = Field(default_factory=list, description="markets, BASE/QUOTE")
+    timeframes: list[str] = Field(default_factory=lambda: ["1h"], description="bar timeframes")
+    api_base_url: str | None = Field(
+        None, description="replace the host of every API URL (proxy, mirror, local stand-in)"
+    )
+    timeout_ms: int = Field(10_000, ge=1_000, le=120_000)
+    sandbox: bool = False
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    password: SecretStr | None = None
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, value: list[str]) -> list[str]:
+        return [str(parse_pair(p)) for p in value]
+
+    @field_validator("timeframes")
+    @classmethod
+    def _timeframes(cls, value: list[str]) -> list[str]:
+        return [str(parse_timeframe(t)) for t in value]
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("morningstar", appauthor=False))
+
+
+class DataSettings(_Section):
+    """Where market data lives and how it is validated."""
+
+    dir: Path = Field(default_factory=_default_data_dir, description="data directory")
+    calendar: Literal["auto", "crypto", "forex", "equity"] = "auto"
+    policies: dict[str, Literal["error", "warn", "drop", "ffill"]] = Field(
+        default_factory=dict, description="validation policy per check, e.g. {gap: warn}"
+    )
+
+    @field_validator("dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+
+class DatabaseSettings(_Section):
+    """SQL database: SQLite file in the data dir by default, any PostgreSQL URL to scale."""
+
+    url: str | None = Field(None, description="SQLAlchemy URL; empty = SQLite in data.dir")
+    echo: bool = False
+
+
+class RiskSettings(_Section):
+    """Hard risk limits, applied after the LLM supervisor (percentages of equity)."""
+
+    max_position_pct: float = Field(10.0, gt=0, le=100)
+    max_open_positions: int = Field(5, ge=1, le=1000)
+    max_gross_exposure_pct: float = Field(100.0, gt=0, le=1000)
+    per_asset_cap_pct: float = Field(25.0, gt=0, le=100)
+    daily_loss_limit_pct: float = Field(5.0, gt=0, le=100)
+    max_drawdown_pct: float = Field(20.0, gt=0, le=100)
+    cooldown_bars_after_stop: int = Field(0, ge=0, le=10_000)
+
+
+class LLMSettings(_Section):
+    """The LLM provider used by the supervisor and the agents."""
+
+    provider: Literal["offline", "openai", "ollama"] = "offline"
+    model: str = "rule-based"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    max_retries: int = Field(3, ge=0, le=10)
+    temperature: float = Field(0.0, ge=0, le=2)
+    cache_mode: Literal["record", "replay", "off"] = "record"
+    budget_usd: float | None = Field(None, ge=0)
+
+
+class ApiSettings(_Section):
+    """REST API bind address; a token is required when bound to a non-loopback address."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65_535)
+    token: SecretStr | None = None
+
+
+class DashboardSettings(_Section):
+    """Streamlit dashboard bind address."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8501, ge=1, le=65_535)
+
+
+class ScaleSettings(_Section):
+    """Scale-out: Celery + Redis when a broker URL is set, in-process otherwise."""
+
+    celery_broker_url: SecretStr | None = None
+    celery_result_backend: SecretStr | None = None
+    workers: int = Field(2, ge=1, le=256)
+
+
+class LoggingSettings(_Section):
+    """Console (human) and file (JSON lines) logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: Path | None = Field(None, description="JSON-lines log file; empty = <data.dir>/logs")
+    file_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "DEBUG"
+
+
+class Settings(BaseSettings):
+    """All settings. Build it with :func:`load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+    )
+
+    exchanges: dict[str, ExchangeSettings] = Field(
+        default_factory=lambda: {
+            "binance": ExchangeSettings(pairs=["BTC/USDT", "ETH/USDT"], timeframes=["5m", "1h"])
+        }
+    )
+    data: DataSettings = Field(default_factory=DataSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then the merged YAML files passed as init values."""
+        return (env_settings, init_settings)
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or a SQLite file in the data directory."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.data.dir / 'morningstar.sqlite'}"
+
+    @property
+    def log_file(self) -> Path:
+        """Where JSON-lines logs go."""
+        return self.logging.file or self.data.dir / "logs" / "morningstar.jsonl"
+
+
+# --------------------------------------------------------------------------- loading
+def default_config_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """``MORNINGSTAR_CONFIG`` or ``config/config.yaml`` when it exists, else None (defaults)."""
+    env = os.environ if env is None else env
+    if env.get(f"{ENV_PREFIX}CONFIG"):
+        return Path(env[f"{ENV_PREFIX}CONFIG"])
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{what} not found",
+            where=str(path),
+            hint="create it (see config/config.yaml in the repository) or pass --config",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} ({exc.strerror})", where=str(path)) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"invalid YAML: {problem}", where=where) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"top level must be a mapping of sections, got {type(data).__name__}",
+            where=str(path),
+            hint="start with e.g. `risk:` on its own line",
+        )
+    return data
+
+
+def _secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Key paths of secret fields; ``*`` stands for any key of a dict section."""
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        path = (*prefix, name)
+        if ann is not None and "SecretStr" in str(ann):
+            yield path
+        elif isinstance(ann, type) and issubclass(ann, BaseModel):
+            yield from _secret_paths(ann, path)
+        elif name == "exchanges":
+            yield from _secret_paths(ExchangeSettings, (*path, "*"))
+
+
+def _walk(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _walk(value, (*prefix, str(key)))
+    else:
+        yield prefix, data
+
+
+def _matches(path: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    return len(path) == len(pattern) and all(p in ("*", k) for k, p in zip(path, pattern, strict=True))
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    secrets_file: str | Path | None = None,
+    use_default_path: bool = True,
+) -> Settings:
+    """Load settings from the config file, the secrets file and the environment.
+
+    Args:
+        path: config file; None = ``MORNINGSTAR_CONFIG`` or ``config/config.yaml`` if present.
+        secrets_file: secrets file; None = ``MORNINGSTAR_SECRETS_FILE`` or ``config/secrets.yaml``.
+        use_default_path: look for the default files when ``path`` / ``secrets_file`` are None.
+
+    Raises:
+        ConfigError: one line naming the key path, the value, what is allowed and the source.
+    """
+    cfg_path = Path(path) if path is not None else (default_config_path() if use_default_path else None)
+    data = _read_yaml(cfg_path, "config file") if cfg_path is not None else {}
+    secret_patterns = list(_secret_paths(Settings))
+    for key_path, _value in _walk(data):
+        if any(_matches(key_path, pat) for pat in secret_patterns):
+            dotted = ".".join(key_path)
+            env_name = ENV_PREFIX + "__".join(k.upper() for k in key_path)
+            raise ConfigError(
+                "secrets are not allowed in the config file",
+                where=f"{dotted} ({cfg_path})",
+                hint=f"remove it and set {env_name} or put it in the secrets file",
+            )
+    if secrets_file is None and use_default_path:
+        env_secrets = os.environ.get(f"{ENV_PREFIX}SECRETS_FILE")
+        secrets_path: Path | None = Path(env_secrets) if env_secrets else DEFAULT_SECRETS
+        if not env_secrets and not DEFAULT_SECRETS.is_file():
+            secrets_path = None
+    else:
+        secrets_path = Path(secrets_file) if secrets_file is not None else None
+    if secrets_path is not None:
+        secrets = _read_yaml(secrets_path, "secrets file")
+        for key_path, _value in _walk(secrets):
+            if not any(_matches(key_path, pat) for pat in secret_patterns):
+                raise ConfigError(
+                    "only secret keys belong in the secrets file",
+                    where=f"{'.'.join(key_path)} ({secrets_path})",
+                    hint="move it to the config file",
+                )
+        data = _deep_merge(data, secrets)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        messages = [_describe(err, data, cfg_path, secrets_path) for err in exc.errors()]
+        extra = f" (and {len(messages) - 1} more: run `morningstar config check`)" if len(messages) > 1 else ""
+        error = ConfigError(messages[0] + extra)
+        error.errors = messages  # type: ignore[attr-defined]
+        raise error from None
+    except ValueError as exc:  # a malformed MORNINGSTAR_* variable (e.g. bad JSON for a list)
+        raise ConfigError(
+            f"bad environment variable: {exc}",
+            hint=f"check the {ENV_PREFIX}* variables (lists and maps are JSON)",
+        ) from None
+
+
+def _env_name(loc: tuple[str, ...]) -> str:
+    return ENV_PREFIX + "__".join(k.upper() for k in loc)
+
+
+def _lookup(data: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[bool, Any]:
+    node: Any = data
+    for key in loc:
+        if not isinstance(node, Mapping) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def _fields_at(loc: tuple[str, ...]) -> list[str]:
+    """Field names of the section at ``loc`` (for "did you mean" hints)."""
+    model: type[BaseModel] = Settings
+    i = 0
+    while i < len(loc):
+        field = model.model_fields.get(loc[i])
+        if field is None:
+            return []
+        if loc[i] == "exchanges" and model is Settings:
+            model = ExchangeSettings
+            i += 2
+            continue
+        ann = field.annotation
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+        i += 1
+    return list(model.model_fields)
+
+
+def _describe(
+    err: Mapping[str, Any], data: Mapping[str, Any], cfg_path: Path | None, secrets_path: Path | None
+) -> str:
+    loc = tuple(str(p) for p in err["loc"])
+    dotted = ".".join(loc)
+    etype = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    env_name = _env_name(loc)
+    if env_name.lower() in {k.lower() for k in os.environ}:
+        source = f"env {env_name}"
+    elif _lookup(data, loc)[0] or etype == "extra_forbidden":
+        source = str(cfg_path) if cfg_path else "defaults"
+        if secrets_path is not None and any(s in dotted for s in ("key", "secret", "token", "password")):
+            source = f"{cfg_path} or {secrets_path}"
+    else:
+        source = str(cfg_path) if cfg_path else "defaults"
+    if any(s in loc[-1] for s in ("key", "secret", "token", "password", "url")):
+        shown = "<secret>"
+    else:
+        shown = repr(value) if isinstance(value, str) else str(value)
+    if etype == "extra_forbidden":
+        choices = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], choices, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else (
+            f"; allowed: {', '.join(choices)}" if choices else ""
+        )
+        return f"{dotted}: unknown key{hint} ({source})"
+    if etype == "missing":
+        return f"{dotted}: required value is missing ({source})"
+    bounds = {
+        "less_than_equal": ("<=", "le"),
+        "less_than": ("<", "lt"),
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+    }
+    if etype in bounds:
+        op, key = bounds[etype]
+        limit = ctx.get(key)
+        limit_text = f"{limit:g}" if isinstance(limit, int | float) else str(limit)
+        return f"{dotted}: {value} is not {op} {limit_text} ({source})"
+    if etype == "literal_error":
+        return f"{dotted}: {shown} is not one of {ctx.get('expected')} ({source})"
+    if etype == "value_error":
+        return f"{dotted}: {err['msg'].removeprefix('Value error, ')} ({source})"
+    return f"{dotted}: {shown} is invalid: {err['msg'].lower()} ({source})"
+
+
+# --------------------------------------------------------------------------- showing
+def iter_secrets(settings: Settings) -> Iterator[str]:
+    """Every non-empty secret value (for the log redaction filter)."""
+
+    def visit(obj: Any) -> Iterator[str]:
+        if isinstance(obj, SecretStr):
+            value = obj.get_secret_value()
+            if value:
+                yield value
+        elif isinstance(obj, BaseModel):
+            for name in type(obj).model_fields:
+                yield from visit(getattr(obj, name))
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                yield from visit(item)
+
+    yield from visit(settings)
+    if settings.database.url:
+        from sqlalchemy.engine import make_url
+
+        try:
+            password = make_url(settings.database.url).password
+        except Exception:  # noqa: BLE001 - a malformed URL is reported by the database layer
+            password = None
+        if password:
+            yield str(password)
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """JSON-friendly view with every secret masked (``**********``) and DB passwords hidden."""
+    data = settings.model_dump(mode="json")
+    if settings.database.url:
+        from sqlalchemy.engine import make_url
+
+        try:
+            data["database"]["url"] = make_url(settings.database.url).render_as_string(
+                hide_password=True
+            )
+        except Exception:  # noqa: BLE001 - unparsable URL: mask it whole
+            data["database"]["url"] = "**********"
+    data["database"]["effective_url"] = (
+        data["database"]["url"] or settings.database_url
+    )
+    return data

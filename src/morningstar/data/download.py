@@ -1,0 +1,795 @@
+"""Download OHLCV bars from an exchange through ccxt into the Parquet store.
+
+The download is
+
+* **paginated**: ``fetch_ohlcv(symbol, timeframe, since, limit)`` is called forward, page after
+  page, until ``until``, the last closed bar, or the end of the exchange's history;
+* **incremental and resumable**: every page is merged into the store as soon as it arrives
+  (:meth:`OHLCVStore.write` is atomic and never duplicates), and a run starts one bar after the last
+  stored one. An interruption (Ctrl-C, crash, retries exhausted) loses at most the page in flight;
+  rerunning the same command continues with no gap and no duplicate;
+* **polite**: ccxt's own rate limiter is on (``enableRateLimit``), temporary errors are retried
+  under the project's one :class:`~morningstar.retry.RetryPolicy`, and a 429's ``Retry-After`` is
+  honoured (up to the policy's ``max_delay_s``);
+* **closed bars only**: the still-open current candle (open + timeframe > now) is never stored.
+
+ccxt exceptions never leave this module: :func:`translate_ccxt_error` maps them onto
+:mod:`morningstar.errors` with a one-line message naming the exchange, the URL and the fix.
+
+Typical use (what ``morningstar data download`` does)::
+
+    exchange = make_exchange("binance")
+    try:
+        with rich_progress() as on_page:
+            result = download_ohlcv(exchange, "binance", "BTC/USDT", "5m", store,
+                                    since="2024-01-01", on_page=on_page)
+    finally:
+        exchange.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import ccxt
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from morningstar.core.timeframe import Timeframe, parse_timeframe
+from morningstar.core.types import Pair, parse_pair
+from morningstar.data.ohlcv import from_arrays
+from morningstar.data.parquet_store import OHLCVStore
+from morningstar.errors import (
+    AuthenticationError,
+    BadSymbolError,
+    ConfigError,
+    DataValidationError,
+    ExchangeError,
+    ExchangeUnavailableError,
+    MorningstarError,
+    NetworkError,
+    RateLimitedError,
+    TemporaryError,
+    UserInputError,
+)
+from morningstar.retry import RetryPolicy, retry_call
+
+__all__ = [
+    "DEFAULT_LOOKBACK",
+    "EXCHANGE_DEFAULT_OPTIONS",
+    "DownloadProgress",
+    "DownloadResult",
+    "api_base",
+    "download_ohlcv",
+    "make_exchange",
+    "rich_progress",
+    "translate_ccxt_error",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: How far back a first download starts when no ``since`` is given and nothing is stored.
+DEFAULT_LOOKBACK = pd.Timedelta(days=30)
+
+#: Per-exchange ccxt options applied by :func:`make_exchange` (the caller's ``options`` win).
+#: Binance: load spot markets only (one ``GET /api/v3/exchangeInfo``, no futures/margin endpoints).
+EXCHANGE_DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False},
+}
+
+_MAX_DETAIL = 160
+TimeLike = int | str | datetime | pd.Timestamp
+
+
+# --------------------------------------------------------------------------- exchange factory
+def make_exchange(
+    exchange_id: str,
+    *,
+    api_base_url: str | None = None,
+    api_key: str | None = None,
+    secret: str | None = None,
+    password: str | None = None,
+    sandbox: bool = False,
+    timeout_ms: int = 10_000,
+    rate_limit_ms: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> ccxt.Exchange:
+    """Build a synchronous ccxt exchange with its rate limiter on.
+
+    Args:
+        exchange_id: a ccxt id (``binance``, ``kraken``…), case-insensitive.
+        api_base_url: replaces scheme and host (``https://api.binance.com``) of every REST URL of
+            the exchange, keeping each path (a path in ``api_base_url`` is prepended): for proxies,
+            mirrors and local stand-ins.
+        api_key: API key (only private endpoints need one; downloads do not).
+        secret: API secret.
+        password: API passphrase, for the exchanges that have one (OKX, KuCoin…).
+        sandbox: use the exchange's testnet URLs (applied before ``api_base_url``).
+        timeout_ms: per-request timeout in milliseconds.
+        rate_limit_ms: minimum milliseconds between requests (scaled by each endpoint's cost);
+            None keeps ccxt's value for the exchange.
+        options: ccxt ``options`` merged over :data:`EXCHANGE_DEFAULT_OPTIONS`.
+
+    Raises:
+        UserInputError: unknown exchange id (with a close-match hint).
+        ConfigError: ``api_base_url`` is not an ``http(s)://host[:port][/path]`` URL, or
+            ``sandbox`` is asked of an exchange without a testnet in ccxt.
+    """
+    eid = exchange_id.strip().lower()
+    if eid not in ccxt.exchanges:
+        close = difflib.get_close_matches(eid, ccxt.exchanges, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see ccxt's list of exchange ids"
+        raise UserInputError(
+            f"unknown exchange {exchange_id!r} ({len(ccxt.exchanges)} ccxt exchanges known)",
+            where="exchange id",
+            hint=hint,
+        )
+    config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_ms)}
+    if api_key:
+        config["apiKey"] = api_key
+    if secret:
+        config["secret"] = secret
+    if password:
+        config["password"] = password
+    if rate_limit_ms is not None:
+        config["rateLimit"] = rate_limit_ms
+    merged = {**EXCHANGE_DEFAULT_OPTIONS.get(eid, {}), **(options or {})}
+    if merged:
+        config["options"] = merged
+    exchange = getattr(ccxt, eid)(config)
+    if sandbox:
+        if not exchange.urls.get("test"):
+            raise ConfigError(
+                f"{eid} has no sandbox (testnet) in ccxt",
+                where=f"exchanges.{eid}.sandbox",
+                hint="set sandbox: false, or point api_base_url at a test server",
+            )
+        exchange.set_sandbox_mode(True)
+    if api_base_url is not None:
+        base = urlsplit(api_base_url.strip())
+        if base.scheme not in {"http", "https"} or not base.netloc:
+            raise ConfigError(
+                f"invalid api_base_url {api_base_url!r}",
+                where=f"exchanges.{eid}.api_base_url",
+                hint="use http(s)://host[:port], e.g. https://api.binance.com",
+            )
+        exchange.urls["api"] = _rebase(exchange.urls["api"], base.scheme, base.netloc, base.path)
+    return exchange
+
+
+def _rebase(value: Any, scheme: str, netloc: str, prefix: str) -> Any:
+    """Rewrite scheme and host of every URL string in a nested dict/list, keeping paths."""
+    if isinstance(value, str):
+        parts = urlsplit(value)
+        if not parts.scheme or not parts.netloc:
+            return value
+        path = prefix.rstrip("/") + parts.path
+        return urlunsplit((scheme, netloc, path, parts.query, parts.fragment))
+    if isinstance(value, dict):
+        return {k: _rebase(v, scheme, netloc, prefix) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebase(v, scheme, netloc, prefix) for v in value]
+    return value
+
+
+def api_base(exchange: ccxt.Exchange) -> str:
+    """``scheme://host`` of the exchange's public REST API (the first URL found)."""
+    urls = exchange.urls.get("api")
+    stack: list[Any] = [urls]
+    if isinstance(urls, dict) and "public" in urls:
+        stack.insert(0, urls["public"])
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, str) and "://" in item:
+            parts = urlsplit(item)
+            return f"{parts.scheme}://{parts.netloc}"
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return f"{exchange.id} API"
+
+
+# --------------------------------------------------------------------------- error translation
+def translate_ccxt_error(
+    exc: BaseException, exchange: ccxt.Exchange, *, action: str | None = None
+) -> MorningstarError:
+    """Map a ccxt exception to the project's error tree, with a one-line message.
+
+    The caller raises the result ``from exc``. URLs in messages never carry their query string
+    (where signed requests put their signature).
+
+    Args:
+        exc: the exception ccxt raised.
+        exchange: the exchange that raised it (for its id, base URL and last request).
+        action: what was being done, e.g. ``"fetching BTC/USDT 5m bars"``.
+    """
+    eid = str(exchange.id)
+    base = api_base(exchange)
+    url = _strip_query(getattr(exchange, "last_request_url", None)) or base
+    doing = f" while {action}" if action else ""
+    detail = _detail(exc, eid)
+    config_key = f"exchanges.{eid}.api_base_url"
+    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+        after = _retry_after_s(exchange)
+        wait = f" (server asks to wait {after:g} s)" if after is not None else ""
+        return RateLimitedError(
+            f"{eid} rate limit hit{doing}: {detail}{wait}",
+            where=url,
+            hint="wait and rerun (downloads resume where they stopped); "
+            "lower the request rate if it persists",
+        )
+    if isinstance(exc, ccxt.ExchangeNotAvailable):  # includes OnMaintenance
+        return ExchangeUnavailableError(
+            f"{eid} unavailable{doing}: {detail}",
+            where=url,
+            hint="the exchange is down or in maintenance; rerun later "
+            "(downloads resume where they stopped)",
+        )
+    if isinstance(exc, ccxt.RequestTimeout):
+        return NetworkError(
+            f"{eid} did not answer within {exchange.timeout} ms at {base}{doing}",
+            hint=f"check your network, raise the timeout, or check {config_key}",
+        )
+    if isinstance(exc, ccxt.NetworkError):
+        return NetworkError(
+            f"{eid} unreachable at {base}{doing}: {_network_reason(exc)}",
+            hint=f"check your network or {config_key}",
+        )
+    if isinstance(exc, ccxt.OperationFailed):  # BadResponse, Binance -1000/-1001 …: temporary
+        return ExchangeUnavailableError(
+            f"{eid} failed to process the request{doing}: {detail}",
+            where=url,
+            hint="a temporary exchange-side failure; rerun later",
+        )
+    if isinstance(exc, ccxt.AuthenticationError):  # includes PermissionDenied
+        return AuthenticationError(
+            f"{eid} rejected the credentials{doing}: {detail}",
+            where=url,
+            hint=f"check the API key and secret of {eid} (exchanges.{eid}.api_key) "
+            "and their permissions",
+        )
+    if isinstance(exc, ccxt.BadSymbol):
+        return BadSymbolError(
+            f"{eid} does not know this market{doing}: {detail}",
+            where=url,
+            hint="check the pair, written BASE/QUOTE as the exchange lists it (e.g. BTC/USDT)",
+        )
+    return ExchangeError(
+        f"{eid} refused the request{doing}: {detail}",
+        where=url,
+        hint="check the pair, timeframe and dates; retrying will not help",
+    )
+
+
+def _strip_query(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+_URL = re.compile(r"https?://[^\s?]+(\?\S*)?")
+
+
+def _detail(exc: BaseException, eid: str) -> str:
+    """The useful part of a ccxt message: the exchange's ``msg``/``code``, else cleaned text."""
+    text = str(exc)
+    match = re.search(r"\{.*\}", text, flags=re.DOTALL)
+    if match:
+        with contextlib.suppress(ValueError):
+            body = json.loads(match.group(0))
+            if isinstance(body, dict) and "msg" in body:
+                msg, code = _clip(str(body["msg"]), 100), body.get("code")
+                return f"{msg} (code {code})" if code is not None else msg
+    text = _URL.sub(lambda m: m.group(0).split("?", 1)[0], text)
+    text = re.sub(rf"^{re.escape(eid)}\s+", "", text.strip())
+    text = re.sub(r"^(GET|POST|PUT|DELETE)\s+\S+\s*", "", text)
+    return _clip(text or type(exc).__name__)
+
+
+def _clip(text: str, size: int = _MAX_DETAIL) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def _network_reason(exc: BaseException) -> str:
+    """A few words on why a connection failed, from the exception chain."""
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 12:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        return "connection refused"
+    if any(isinstance(e, TimeoutError) for e in chain) or "timed out" in text:
+        return "timed out"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host name"
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "connection closed without a response"
+    if any(isinstance(e, ConnectionResetError) for e in chain):
+        return "connection reset"
+    return type(chain[-1]).__name__
+
+
+def _retry_after_s(exchange: ccxt.Exchange) -> float | None:
+    headers = getattr(exchange, "last_response_headers", None) or {}
+    with contextlib.suppress(AttributeError, TypeError, ValueError):
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        return float(value) if value is not None else None
+    return None
+
+
+def _call(
+    exchange: ccxt.Exchange,
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    action: str,
+    on_retry: Callable[[int, TemporaryError, float], None],
+) -> T:
+    """Call ccxt under the retry policy, translating its exceptions at the boundary."""
+
+    def attempt() -> T:
+        try:
+            return fn()
+        except ccxt.BaseError as exc:
+            raise translate_ccxt_error(exc, exchange, action=action) from exc
+
+    return retry_call(attempt, policy, what=f"{exchange.id} {action}", on_retry=on_retry)
+
+
+# --------------------------------------------------------------------------- download
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Where a download stands, reported after each stored page (and once at the end).
+
+    Attributes:
+        pair: the unified symbol, e.g. ``BTC/USDT``.
+        timeframe: canonical timeframe, e.g. ``5m``.
+        page: pages stored so far.
+        bars_fetched: closed bars received so far in this run.
+        bars_added: bars new to the store so far (replaced ones not counted).
+        last_bar: open time of the last bar stored, None before the first page.
+        start: open time the run started from (UTC).
+        target_end: where the run stops at the latest: ``until`` or "now" when it started (UTC).
+        retries: retries so far.
+        done: True on the final report.
+    """
+
+    pair: str
+    timeframe: str
+    page: int
+    bars_fetched: int
+    bars_added: int
+    last_bar: pd.Timestamp | None
+    start: pd.Timestamp
+    target_end: pd.Timestamp
+    retries: int
+    done: bool = False
+
+    @property
+    def fraction(self) -> float:
+        """Share of the time range covered, 0.0 to 1.0."""
+        if self.done:
+            return 1.0
+        total = (self.target_end - self.start).value
+        if self.last_bar is None or total <= 0:
+            return 0.0
+        covered = (self.last_bar - self.start).value + parse_timeframe(self.timeframe).ns
+        return min(1.0, max(0.0, covered / total))
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What one :func:`download_ohlcv` run did.
+
+    Attributes:
+        venue: store venue name.
+        pair: the market.
+        timeframe: the bar duration.
+        path: the Parquet file written.
+        pages: pages fetched that held closed bars.
+        bars_fetched: closed bars received.
+        bars_added: bars new to the store.
+        first: open time of the first bar received, None when none.
+        last: open time of the last bar received, None when none.
+        retries: retries spent on temporary errors.
+        start: open time the run started from.
+        target_end: ``until``, or "now" when the run started.
+    """
+
+    venue: str
+    pair: Pair
+    timeframe: Timeframe
+    path: Path
+    pages: int
+    bars_fetched: int
+    bars_added: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    retries: int
+    start: pd.Timestamp
+    target_end: pd.Timestamp
+
+
+def download_ohlcv(
+    exchange: ccxt.Exchange,
+    venue: str,
+    pair: Pair | str,
+    timeframe: Timeframe | str,
+    store: OHLCVStore,
+    *,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    full: bool = False,
+    page_limit: int = 1000,
+    retry: RetryPolicy | None = None,
+    now_ms: Callable[[], int] | None = None,
+    on_page: Callable[[DownloadProgress], None] | None = None,
+) -> DownloadResult:
+    """Download closed bars of ``pair`` at ``timeframe`` into ``store``, page by page.
+
+    Where it starts:
+
+    * something stored and ``full`` false: one bar after the last stored bar (``since`` is then
+      ignored, so the file stays gapless: a rerun after an interruption resumes exactly there);
+    * ``full`` true: at ``since``, or at the first stored bar when ``since`` is None; overlapping
+      bars are re-downloaded and replace the stored ones;
+    * nothing stored: at ``since``, or :data:`DEFAULT_LOOKBACK` (30 days) before now when None.
+      ``since=0`` asks for the exchange's whole history.
+
+    It stops at ``until`` (exclusive), at the still-open candle, or when the exchange returns no
+    bar at or after the requested start. Each page is validated and merged into the store before
+    the next request.
+
+    Args:
+        exchange: a ccxt exchange, typically from :func:`make_exchange`.
+        venue: the store's venue name (usually the exchange id).
+        pair: ``BTC/USDT`` or a :class:`Pair`; must be a market of the exchange.
+        timeframe: ``5m`` or a :class:`Timeframe`; must be one the exchange offers.
+        store: where bars go.
+        since: first bar open time: epoch milliseconds, an ISO date or a datetime (naive = UTC).
+        until: exclusive end, same forms; None means up to the last closed bar.
+        full: re-download from ``since`` even when bars are stored.
+        page_limit: bars asked per request (exchanges may return fewer).
+        retry: retry policy for temporary errors (default :class:`RetryPolicy`).
+        now_ms: clock in epoch ms deciding which candle is still open (default: the host clock).
+        on_page: progress callback, called after each stored page and once more with
+            ``done=True``; exceptions it raises (e.g. ``KeyboardInterrupt``) stop the download
+            with every earlier page already stored.
+
+    Returns:
+        A :class:`DownloadResult`.
+
+    Raises:
+        BadSymbolError: unknown pair or timeframe on this exchange (with a hint).
+        UserInputError: unreadable pair, timeframe or dates, or ``page_limit`` < 1.
+        NetworkError, RateLimitedError, ExchangeUnavailableError: temporary errors that outlasted
+            the retry policy; rerunning resumes where the download stopped.
+        ExchangeError: the exchange refused the request.
+        DataValidationError: the exchange sent bars that break the OHLCV contract.
+        StorageError: the store could not be written.
+    """
+    policy = retry or RetryPolicy()
+    clock: Callable[[], int] = now_ms or exchange.milliseconds
+    if page_limit < 1:
+        raise UserInputError(f"page_limit must be at least 1, got {page_limit}", where="page_limit")
+    the_pair = _parse_pair(pair)
+    symbol = str(the_pair)
+    retries = 0
+
+    def on_retry(attempt: int, err: TemporaryError, wait: float) -> None:
+        nonlocal retries
+        retries += 1
+        if isinstance(err, RateLimitedError):
+            after = _retry_after_s(exchange)
+            extra = min(after, policy.max_delay_s) - wait if after is not None else 0.0
+            if extra > 0:
+                log.info("%s asks to wait %.0fs before retrying", exchange.id, after)
+                policy.sleep(extra)
+
+    _call(exchange, exchange.load_markets, policy, action="loading markets", on_retry=on_retry)
+    _check_symbol(exchange, symbol)
+    tf, tf_text = _check_timeframe(exchange, timeframe)
+    if not exchange.has.get("fetchOHLCV"):
+        raise UserInputError(
+            f"{exchange.id} does not provide OHLCV bars through ccxt",
+            where=f"exchange {exchange.id}",
+            hint="download from another exchange",
+        )
+    since_ms, until_ms = _to_ms(since, "since"), _to_ms(until, "until")
+    now0 = clock()
+    start = _start_ms(store, venue, the_pair, tf, since_ms, full=full, now=now0)
+    target = until_ms if until_ms is not None else now0
+    path = store.path(venue, the_pair, tf)
+    log.info("downloading %s %s from %s: %s → %s", symbol, tf, exchange.id, _ts(start), _ts(target))
+
+    pages = fetched = added = 0
+    first_ms: int | None = None
+    last_ms: int | None = None
+    cursor = start
+
+    def progress(done: bool = False) -> DownloadProgress:
+        return DownloadProgress(
+            pair=symbol,
+            timeframe=str(tf),
+            page=pages,
+            bars_fetched=fetched,
+            bars_added=added,
+            last_bar=None if last_ms is None else _ts(last_ms),
+            start=_ts(start),
+            target_end=_ts(target),
+            retries=retries,
+            done=done,
+        )
+
+    while True:
+        now = clock()
+        horizon = now if until_ms is None else min(until_ms, now)
+        if cursor >= horizon or cursor + tf.ms > now:
+            break
+        limit = max(1, min(page_limit, math.ceil((horizon - cursor) / tf.ms)))
+        since_arg = cursor
+
+        def fetch(since_arg: int = since_arg, limit: int = limit) -> list[list[Any]]:
+            return list(exchange.fetch_ohlcv(symbol, tf_text, since=since_arg, limit=limit) or [])
+
+        raw = _call(
+            exchange,
+            fetch,
+            policy,
+            action=f"fetching {symbol} {tf_text} from {_ts(cursor):%Y-%m-%d %H:%M}",
+            on_retry=on_retry,
+        )
+        rows = _rows_in_range(raw, cursor, until_ms, exchange.id)
+        if not rows:
+            log.debug("%s returned no bar at or after %s: done", exchange.id, cursor)
+            break
+        closed = [r for r in rows if r[0] + tf.ms <= now]
+        if closed:
+            frame = _page_frame(closed, exchange.id, symbol, tf_text)
+            written = store.write(
+                venue, the_pair, tf, frame, metadata={"source": f"ccxt:{exchange.id}"}
+            )
+            pages += 1
+            fetched += len(closed)
+            added += written.rows_added
+            first_ms = closed[0][0] if first_ms is None else first_ms
+            last_ms = closed[-1][0]
+            log.debug("page %d: %d bars up to %s", pages, len(closed), _ts(last_ms))
+            if on_page is not None:
+                on_page(progress())
+        if len(closed) < len(rows):  # reached the still-open candle
+            break
+        cursor = rows[-1][0] + tf.ms
+
+    if on_page is not None:
+        on_page(progress(done=True))
+    log.info(
+        "%s %s: %d bars in %d pages, %d new, %d retries", symbol, tf, fetched, pages, added, retries
+    )
+    return DownloadResult(
+        venue=venue,
+        pair=the_pair,
+        timeframe=tf,
+        path=path,
+        pages=pages,
+        bars_fetched=fetched,
+        bars_added=added,
+        first=None if first_ms is None else _ts(first_ms),
+        last=None if last_ms is None else _ts(last_ms),
+        retries=retries,
+        start=_ts(start),
+        target_end=_ts(target),
+    )
+
+
+def _ts(ms: int) -> pd.Timestamp:
+    return pd.Timestamp(ms, unit="ms", tz="UTC")
+
+
+def _parse_pair(pair: Pair | str) -> Pair:
+    if isinstance(pair, Pair):
+        return pair
+    try:
+        return parse_pair(pair)
+    except ValueError as exc:
+        raise UserInputError(str(exc), where="pair", hint="e.g. BTC/USDT") from exc
+
+
+def _to_ms(value: TimeLike | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise UserInputError(f"invalid {what} {value!r}", hint="use an ISO date such as 2024-01-31")
+    if isinstance(value, int | np.integer):
+        return int(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(
+            f"invalid {what} {value!r}", where=what, hint="use an ISO date such as 2024-01-31"
+        ) from exc
+    if pd.isna(ts):
+        raise UserInputError(f"invalid {what} {value!r}", where=what, hint="give a date")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value // 1_000_000)
+
+
+def _check_symbol(exchange: ccxt.Exchange, symbol: str) -> None:
+    markets = exchange.markets or {}
+    if symbol in markets:
+        if markets[symbol].get("active") is False:
+            log.warning("%s lists %s as inactive; its history may end early", exchange.id, symbol)
+        return
+    close = difflib.get_close_matches(symbol, list(markets), n=3, cutoff=0.6)
+    hint = (
+        f"did you mean {' or '.join(close)}?"
+        if close
+        else f"{exchange.id} lists {len(markets)} markets; write the pair as BASE/QUOTE"
+    )
+    raise BadSymbolError(
+        f"{exchange.id} has no market {symbol}",
+        where=api_base(exchange),
+        hint=hint,
+    )
+
+
+def _check_timeframe(exchange: ccxt.Exchange, timeframe: Timeframe | str) -> tuple[Timeframe, str]:
+    usable: dict[str, Timeframe] = {}
+    for name in exchange.timeframes or {}:
+        with contextlib.suppress(ValueError):  # months have no fixed length
+            usable[str(name)] = parse_timeframe(str(name))
+    text = str(timeframe).strip()
+    if text not in usable:  # same duration under the exchange's spelling ("60m" → "1h")?
+        with contextlib.suppress(ValueError):
+            wanted = parse_timeframe(text)
+            text = next((name for name, tf in usable.items() if tf == wanted), text)
+    if text not in usable:
+        why = "fixed-length timeframe" if text in (exchange.timeframes or {}) else "timeframe"
+        raise BadSymbolError(
+            f"{exchange.id} has no {why} {text!r}",
+            where=api_base(exchange),
+            hint=f"use one of {', '.join(usable) or 'none'}",
+        )
+    return usable[text], text
+
+
+def _start_ms(
+    store: OHLCVStore,
+    venue: str,
+    pair: Pair,
+    tf: Timeframe,
+    since_ms: int | None,
+    *,
+    full: bool,
+    now: int,
+) -> int:
+    last = store.last_timestamp(venue, pair, tf)
+    if last is not None and not full:
+        resume = int(last.value // 1_000_000) + tf.ms
+        if since_ms is not None and since_ms != resume:
+            log.info(
+                "%s %s: resuming after the last stored bar (%s); since=%s ignored (pass full=True "
+                "to download from since)",
+                pair,
+                tf,
+                last,
+                _ts(since_ms),
+            )
+        return resume
+    if since_ms is not None:
+        return since_ms
+    if last is not None:  # full=True without since: refresh everything stored
+        info = store.info(venue, pair, tf)
+        if info.first is not None:
+            return int(info.first.value // 1_000_000)
+    lookback = int(DEFAULT_LOOKBACK.value // 1_000_000)
+    return (now - lookback) // tf.ms * tf.ms
+
+
+def _rows_in_range(
+    raw: list[list[Any]], cursor: int, until_ms: int | None, eid: str
+) -> list[list[Any]]:
+    """Rows with ``cursor <= open < until``, sorted, one per open time (the last one wins)."""
+    by_time: dict[int, list[Any]] = {}
+    for row in raw:
+        if not isinstance(row, list | tuple) or len(row) < 6 or row[0] is None:
+            raise ExchangeError(
+                f"{eid} sent a malformed OHLCV row {str(row)[:80]}",
+                where=f"{eid} fetch_ohlcv",
+                hint="report it; retrying will not help",
+            )
+        t = int(row[0])
+        if t >= cursor and (until_ms is None or t < until_ms):
+            by_time[t] = [t, *row[1:6]]
+    return [by_time[t] for t in sorted(by_time)]
+
+
+def _page_frame(rows: list[list[Any]], eid: str, symbol: str, tf: str) -> pd.DataFrame:
+    """Build and check one page against the OHLCV contract."""
+    cols = list(zip(*rows, strict=True))
+    ts = np.asarray(cols[0], dtype=np.int64)
+    vals = [np.asarray([np.nan if x is None else x for x in c], dtype=np.float64) for c in cols[1:]]
+    frame = from_arrays(ts, *vals)
+    o, h, low, c, v = (frame[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    problems = {
+        "missing or infinite value": ~np.isfinite(frame.to_numpy()).all(axis=1),
+        "high below open/close/low": h < np.maximum(np.maximum(o, c), low),
+        "low above open/close": low > np.minimum(o, c),
+        "price <= 0": np.minimum(np.minimum(o, c), low) <= 0,
+        "negative volume": v < 0,
+    }
+    for what, bad in problems.items():
+        if bad.any():
+            first = frame.index[int(np.argmax(bad))]
+            raise DataValidationError(
+                f"{int(bad.sum())} bar(s) from {eid} break the OHLCV contract "
+                f"({what}, first at {first.isoformat()})",
+                where=f"{eid} {symbol} {tf}",
+                hint="the exchange sent inconsistent bars; download around them (until/since)",
+            )
+    return frame
+
+
+# --------------------------------------------------------------------------- rich progress
+@contextlib.contextmanager
+def rich_progress(
+    *, console: Console | None = None, transient: bool = False
+) -> Iterator[Callable[[DownloadProgress], None]]:
+    """A rich progress display; yields an ``on_page`` callback for :func:`download_ohlcv`.
+
+    One bar per (pair, timeframe), so several downloads can share one display. The bar measures
+    the time range covered, and shows bars fetched and the last bar's time.
+
+    Args:
+        console: where to draw (default: rich's stdout console).
+        transient: erase the display when the block ends.
+    """
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[bars]} bars"),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    )
+    tasks: dict[tuple[str, str], TaskID] = {}
+
+    def on_page(p: DownloadProgress) -> None:
+        key = (p.pair, p.timeframe)
+        if key not in tasks:
+            tasks[key] = progress.add_task(f"{p.pair} {p.timeframe}", total=1000, bars=0, last="")
+        last = "" if p.last_bar is None else f"→ {p.last_bar:%Y-%m-%d %H:%M}"
+        progress.update(
+            tasks[key], completed=round(p.fraction * 1000), bars=f"{p.bars_fetched:,}", last=last
+        )
+
+    with progress:
+        yield on_page

@@ -255,7 +255,9 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+def _secret_paths(
+    model: type[BaseModel], prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
     """Key paths of secret fields; ``*`` stands for any key of a dict section."""
     for name, field in model.model_fields.items():
         ann = field.annotation
@@ -277,7 +279,9 @@ def _walk(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, 
 
 
 def _matches(path: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
-    return len(path) == len(pattern) and all(p in ("*", k) for k, p in zip(path, pattern, strict=True))
+    return len(path) == len(pattern) and all(
+        p in ("*", k) for k, p in zip(path, pattern, strict=True)
+    )
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,7 +310,9 @@ def load_settings(
     Raises:
         ConfigError: one line naming the key path, the value, what is allowed and the source.
     """
-    cfg_path = Path(path) if path is not None else (default_config_path() if use_default_path else None)
+    cfg_path = (
+        Path(path) if path is not None else (default_config_path() if use_default_path else None)
+    )
     data = _read_yaml(cfg_path, "config file") if cfg_path is not None else {}
     secret_patterns = list(_secret_paths(Settings))
     for key_path, _value in _walk(data):
@@ -339,7 +345,11 @@ def load_settings(
         return Settings(**data)
     except ValidationError as exc:
         messages = [_describe(err, data, cfg_path, secrets_path) for err in exc.errors()]
-        extra = f" (and {len(messages) - 1} more: run `morningstar config check`)" if len(messages) > 1 else ""
+        extra = (
+            f" (and {len(messages) - 1} more: run `morningstar config check`)"
+            if len(messages) > 1
+            else ""
+        )
         error = ConfigError(messages[0] + extra)
         error.errors = messages  # type: ignore[attr-defined]
         raise error from None
@@ -384,7 +394,10 @@ def _fields_at(loc: tuple[str, ...]) -> list[str]:
 
 
 def _describe(
-    err: Mapping[str, Any], data: Mapping[str, Any], cfg_path: Path | None, secrets_path: Path | None
+    err: Mapping[str, Any],
+    data: Mapping[str, Any],
+    cfg_path: Path | None,
+    secrets_path: Path | None,
 ) -> str:
     loc = tuple(str(p) for p in err["loc"])
     dotted = ".".join(loc)
@@ -396,7 +409,9 @@ def _describe(
         source = f"env {env_name}"
     elif _lookup(data, loc)[0] or etype == "extra_forbidden":
         source = str(cfg_path) if cfg_path else "defaults"
-        if secrets_path is not None and any(s in dotted for s in ("key", "secret", "token", "password")):
+        if secrets_path is not None and any(
+            s in dotted for s in ("key", "secret", "token", "password")
+        ):
             source = f"{cfg_path} or {secrets_path}"
     else:
         source = str(cfg_path) if cfg_path else "defaults"
@@ -407,8 +422,10 @@ def _describe(
     if etype == "extra_forbidden":
         choices = _fields_at(loc[:-1])
         close = difflib.get_close_matches(loc[-1], choices, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else (
-            f"; allowed: {', '.join(choices)}" if choices else ""
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else (f"; allowed: {', '.join(choices)}" if choices else "")
         )
         return f"{dotted}: unknown key{hint} ({source})"
     if etype == "missing":
@@ -453,7 +470,7 @@ def iter_secrets(settings: Settings) -> Iterator[str]:
 
         try:
             password = make_url(settings.database.url).password
-        except Exception:  # noqa: BLE001 - a malformed URL is reported by the database layer
+        except Exception:
             password = None
         if password:
             yield str(password)
@@ -469,9 +486,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
             data["database"]["url"] = make_url(settings.database.url).render_as_string(
                 hide_password=True
             )
-        except Exception:  # noqa: BLE001 - unparsable URL: mask it whole
+        except Exception:
             data["database"]["url"] = "**********"
-    data["database"]["effective_url"] = (
-        data["database"]["url"] or settings.database_url
-    )
+    data["database"]["effective_url"] = data["database"]["url"] or settings.database_url
     return data

@@ -111,7 +111,9 @@ class JsonLinesFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
-                out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+                out[key] = (
+                    value if isinstance(value, str | int | float | bool | None) else str(value)
+                )
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -160,17 +162,17 @@ def setup_logging(
         from rich.console import Console
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(
+        rich_handler: logging.Handler = RichHandler(
             console=Console(stderr=True, soft_wrap=True),
             show_path=False,
             rich_tracebacks=False,
             markup=False,
             log_time_format="[%X]",
         )
-        handler.setLevel(level.upper())
+        rich_handler.setLevel(level.upper())
         for flt in filters:
-            handler.addFilter(flt)
-        logger.addHandler(handler)
+            rich_handler.addFilter(flt)
+        logger.addHandler(rich_handler)
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.handlers.RotatingFileHandler(

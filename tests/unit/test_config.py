@@ -56,7 +56,9 @@ def test_out_of_range_value_names_key_file_and_bound(tmp_path: Path) -> None:
 
 def test_unknown_key_has_did_you_mean(tmp_path: Path) -> None:
     path = write(tmp_path, "risk:\n  max_positon_pct: 15\n")
-    with pytest.raises(ConfigError, match=r"risk\.max_positon_pct: unknown key; did you mean 'max_position_pct'\?"):
+    with pytest.raises(
+        ConfigError, match=r"risk\.max_positon_pct: unknown key; did you mean 'max_position_pct'\?"
+    ):
         load_settings(path)
 
 
@@ -68,13 +70,17 @@ def test_unknown_section_has_did_you_mean(tmp_path: Path) -> None:
 
 def test_unknown_key_inside_exchange(tmp_path: Path) -> None:
     path = write(tmp_path, "exchanges:\n  binance:\n    timefrmes: [1h]\n")
-    with pytest.raises(ConfigError, match=r"exchanges\.binance\.timefrmes: unknown key; did you mean 'timeframes'"):
+    with pytest.raises(
+        ConfigError, match=r"exchanges\.binance\.timefrmes: unknown key; did you mean 'timeframes'"
+    ):
         load_settings(path)
 
 
 def test_literal_value_lists_choices(tmp_path: Path) -> None:
     path = write(tmp_path, "llm:\n  provider: gpt\n")
-    with pytest.raises(ConfigError, match=r"llm\.provider: 'gpt' is not one of 'offline', 'openai' or 'ollama'"):
+    with pytest.raises(
+        ConfigError, match=r"llm\.provider: 'gpt' is not one of 'offline', 'openai' or 'ollama'"
+    ):
         load_settings(path)
 
 
@@ -83,7 +89,9 @@ def test_bad_pair_and_timeframe(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"exchanges\.binance\.pairs: unknown pair 'BTCUSDT'"):
         load_settings(path)
     path = write(tmp_path, "exchanges:\n  binance:\n    timeframes: [1y]\n")
-    with pytest.raises(ConfigError, match=r"exchanges\.binance\.timeframes: unknown timeframe '1y'"):
+    with pytest.raises(
+        ConfigError, match=r"exchanges\.binance\.timeframes: unknown timeframe '1y'"
+    ):
         load_settings(path)
 
 
@@ -112,12 +120,17 @@ def test_missing_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.yaml")
 
 
-def test_env_overrides_file_and_is_named_in_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_overrides_file_and_is_named_in_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write(tmp_path, "risk:\n  max_position_pct: 10\n")
     monkeypatch.setenv("MORNINGSTAR_RISK__MAX_POSITION_PCT", "7.5")
     assert load_settings(path).risk.max_position_pct == 7.5
     monkeypatch.setenv("MORNINGSTAR_RISK__MAX_POSITION_PCT", "700")
-    with pytest.raises(ConfigError, match=r"risk\.max_position_pct: 700 is not <= 100 \(env MORNINGSTAR_RISK__MAX_POSITION_PCT\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"risk\.max_position_pct: 700 is not <= 100 \(env MORNINGSTAR_RISK__MAX_POSITION_PCT\)",
+    ):
         load_settings(path)
 
 
@@ -159,7 +172,9 @@ def test_secrets_file(tmp_path: Path) -> None:
 
 
 def test_database_password_hidden(tmp_path: Path) -> None:
-    path = write(tmp_path, "database:\n  url: postgresql+psycopg://trader:hunter2pw@db.example/ms\n")
+    path = write(
+        tmp_path, "database:\n  url: postgresql+psycopg://trader:hunter2pw@db.example/ms\n"
+    )
     settings = load_settings(path)
     shown = settings_as_dict(settings)
     assert "hunter2pw" not in str(shown)

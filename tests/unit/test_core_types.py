@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from morningstar.core import Pair, Timeframe, parse_pair, parse_timeframe
+from morningstar.core import Pair, parse_pair, parse_timeframe
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,11 @@ from morningstar.errors import DataFormatError
 T0 = pd.Timestamp("2024-01-01T00:00:00Z")
 EXPECTED_TIMES = [T0 + pd.Timedelta(minutes=5 * i) for i in range(3)]
 EXPECTED = np.array(
-    [[100.0, 101.0, 99.0, 100.5, 10.0], [100.5, 102.0, 100.0, 101.5, 11.0], [101.5, 103.0, 101.0, 102.5, 12.0]]
+    [
+        [100.0, 101.0, 99.0, 100.5, 10.0],
+        [100.5, 102.0, 100.0, 101.5, 11.0],
+        [101.5, 103.0, 101.0, 102.5, 12.0],
+    ]
 )
 
 
@@ -141,7 +145,9 @@ def test_missing_time_column(tmp_path: Path) -> None:
 def test_non_numeric_price_names_line(tmp_path: Path) -> None:
     text = LAYOUTS["iso"].replace("100.5,102,100,101.5,11", "100.5,oops,100,101.5,11")
     path = write(tmp_path, text)
-    with pytest.raises(DataFormatError, match=rf"{path}, line 3: column 'high' has a non-numeric value 'oops'"):
+    with pytest.raises(
+        DataFormatError, match=rf"{path}, line 3: column 'high' has a non-numeric value 'oops'"
+    ):
         read_ohlcv_csv(path)
 
 

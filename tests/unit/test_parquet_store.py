@@ -35,7 +35,12 @@ def test_merge_without_duplicates_newer_wins(tmp_path: Path) -> None:
     store = OHLCVStore(tmp_path)
     store.write("binance", "BTC/USDT", "5m", bars(0, 100))
     result = store.write("binance", "BTC/USDT", "5m", bars(90, 20, price=500.0))
-    assert (result.rows_before, result.rows_added, result.rows_replaced, result.rows_after) == (100, 10, 10, 110)
+    assert (result.rows_before, result.rows_added, result.rows_replaced, result.rows_after) == (
+        100,
+        10,
+        10,
+        110,
+    )
     loaded = store.load("binance", "BTC/USDT", "5m")
     assert loaded.index.is_unique and loaded.index.is_monotonic_increasing
     assert loaded["close"].iloc[90] == 500.0
@@ -89,7 +94,10 @@ def test_unknown_dataset_suggests_close_match(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError, match="nothing is stored yet"):
         store.load("binance", "BTC/USDT", "5m")
     store.write("binance", "BTC/USDT", "5m", bars(0, 5))
-    with pytest.raises(DataNotFoundError, match=r"no stored data for binance BTC/USDT 1h — did you mean binance BTC/USDT 5m\?"):
+    with pytest.raises(
+        DataNotFoundError,
+        match=r"no stored data for binance BTC/USDT 1h — did you mean binance BTC/USDT 5m\?",
+    ):
         store.load("binance", "BTC/USDT", "1h")
 
 
@@ -113,7 +121,9 @@ def test_corrupt_file_is_a_storage_error(tmp_path: Path) -> None:
         store.list()
 
 
-def test_failed_write_leaves_previous_file_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_previous_file_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = OHLCVStore(tmp_path)
     store.write("x", "A/B", "5m", bars(0, 10))
     import pyarrow.parquet as pq

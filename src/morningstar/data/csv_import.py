@@ -47,7 +47,16 @@ _PRICE_ALIASES = {
     "high": ("high", "h", "<high>", "high_price", "highest price"),
     "low": ("low", "l", "<low>", "low_price", "lowest price"),
     "close": ("close", "c", "<close>", "close_price", "closing price", "last"),
-    "volume": ("volume", "v", "vol", "<vol>", "<volume>", "<tickvol>", "volume_base", "base_volume"),
+    "volume": (
+        "volume",
+        "v",
+        "vol",
+        "<vol>",
+        "<volume>",
+        "<tickvol>",
+        "volume_base",
+        "base_volume",
+    ),
 }
 _DATE_ONLY = ("date", "<date>", "day")
 _TIME_ONLY = ("time", "<time>", "hour")
@@ -178,7 +187,9 @@ def _parse_times(values: pd.Series, path: Path, column: str) -> tuple[pd.Datetim
                 where=str(path),
                 hint="use epoch seconds/milliseconds or ISO-8601 times",
             )
-        idx = pd.DatetimeIndex(pd.to_datetime(values.astype("int64"), unit=unit, utc=True))
+        to_ns = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}[unit]
+        ns = values.to_numpy(dtype=np.int64) * to_ns
+        idx = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
         return idx, f"epoch_{unit}"
     text = values.astype(str).str.strip()
     head = text.iloc[0] if len(text) else ""
@@ -303,7 +314,11 @@ def _headerless(df: pd.DataFrame, path: Path) -> tuple[str, pd.DatetimeIndex, di
             layout = "binance_klines"
         cols = {name: df.columns[i + 1] for i, name in enumerate(OHLCV_COLUMNS)}
         return layout, times, cols
-    if ncols >= 7 and not pd.api.types.is_numeric_dtype(df[0]) and _looks_like_time(str(df[0].iloc[0])):
+    if (
+        ncols >= 7
+        and not pd.api.types.is_numeric_dtype(df[0])
+        and _looks_like_time(str(df[0].iloc[0]))
+    ):
         # date, time, o, h, l, c, v (MetaTrader history export without a header)
         times, _ = _parse_times(df[0].astype(str) + " " + df[1].astype(str), path, "date+time")
         cols = {name: df.columns[i + 2] for i, name in enumerate(OHLCV_COLUMNS)}

@@ -19,7 +19,14 @@ import pandas as pd
 from morningstar.core.types import OHLCV_COLUMNS
 from morningstar.errors import DataFormatError
 
-__all__ = ["INDEX_NAME", "OHLCV_COLUMNS", "empty_ohlcv", "from_arrays", "is_contract", "to_contract"]
+__all__ = [
+    "INDEX_NAME",
+    "OHLCV_COLUMNS",
+    "empty_ohlcv",
+    "from_arrays",
+    "is_contract",
+    "to_contract",
+]
 
 INDEX_NAME = "timestamp"
 _INDEX_DTYPE = "datetime64[ns, UTC]"

@@ -163,7 +163,9 @@ class OHLCVStore:
         first = last = None
         ts_col = meta.schema.names.index(INDEX_NAME) if INDEX_NAME in meta.schema.names else None
         if ts_col is not None and meta.num_rows:
-            stats_min = [meta.row_group(i).column(ts_col).statistics for i in range(meta.num_row_groups)]
+            stats_min = [
+                meta.row_group(i).column(ts_col).statistics for i in range(meta.num_row_groups)
+            ]
             mins = [s.min for s in stats_min if s is not None and s.has_min_max]
             maxs = [s.max for s in stats_min if s is not None and s.has_min_max]
             if mins and maxs:
@@ -293,7 +295,7 @@ class OHLCVStore:
         timeframe: Timeframe | str,
         metadata: dict[str, str] | None,
     ) -> None:
-        ts = frame.index.as_unit("ms").asi8
+        ts = pd.DatetimeIndex(frame.index).as_unit("ms").asi8
         arrays = [pa.array(ts, type=_SCHEMA.field(0).type)]
         arrays += [pa.array(frame[c].to_numpy(dtype=np.float64)) for c in OHLCV_COLUMNS]
         meta = {

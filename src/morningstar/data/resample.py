@@ -56,7 +56,7 @@ def resample_ohlcv(frame: pd.DataFrame, source: Timeframe, target: Timeframe) ->
     df = to_contract(frame)
     if len(df) == 0:
         return ResampleResult(empty_ohlcv(), 0, 0, False)
-    ts = df.index.asi8
+    ts = pd.DatetimeIndex(df.index).asi8
     if np.any(np.diff(ts) <= 0):
         raise UserInputError(
             "bars are not strictly increasing",

@@ -1,0 +1,558 @@
+"""The ``morningstar`` command line (typer + rich).
+
+Every error Morningstar raises on purpose prints ONE line on stderr (what, where, how to fix) and
+exits with status 1; ``--debug`` prints the traceback too. Usage errors exit with 2, Ctrl-C with 130.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from morningstar import __version__
+from morningstar.errors import ConfigError, MorningstarError
+
+__all__ = ["app", "main"]
+
+log = logging.getLogger(__name__)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+app = typer.Typer(
+    name="morningstar",
+    help="Morningstar: LLM-supervised algorithmic trading — data, research, paper and live.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Market data: import, download, check, list, resample.", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
+
+
+@dataclass
+class CliState:
+    """Options of the top-level command, shared by sub-commands."""
+
+    config: Path | None = None
+    debug: bool = False
+    _app: Any = field(default=None, repr=False)
+
+    def app(self) -> Any:
+        """The composition root's AppContext (built once)."""
+        if self._app is None:
+            from morningstar.bootstrap import build_app
+
+            self._app = build_app(self.config, console_level="DEBUG" if self.debug else None)
+        return self._app
+
+
+def _state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):
+        obj = CliState()
+        ctx.find_root().obj = obj
+    return obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"morningstar {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="MORNINGSTAR_CONFIG",
+            help="Config file (default config/config.yaml).",
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Morningstar command line."""
+    ctx.obj = CliState(config=config, debug=debug)
+
+
+@contextmanager
+def recorded_run(ctx: typer.Context, command: str) -> Iterator[tuple[Any, str]]:
+    """Build the app, record this CLI run in the database, and mark it ok / error at the end."""
+    from morningstar.logs import bind
+    from morningstar.store.repositories import RunRepository
+
+    application = _state(ctx).app()
+    db = application.db
+    with db.session() as session:
+        run_id = RunRepository(session).start(command, sys.argv[1:], __version__)
+    status, error = "ok", None
+    try:
+        with bind(run_id=run_id, command=command):
+            yield application, run_id
+    except BaseException as exc:
+        status = "error"
+        error = str(exc) if isinstance(exc, MorningstarError) else f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        with db.session() as session:
+            RunRepository(session).finish(run_id, status, error)
+
+
+# ============================================================================ config
+@config_app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Validate the configuration file, the environment overrides and the secrets file."""
+    from morningstar.config import default_config_path, load_settings
+
+    state = _state(ctx)
+    path = state.config or default_config_path()
+    try:
+        settings = load_settings(state.config)
+    except ConfigError as exc:
+        for line in getattr(exc, "errors", None) or [str(exc)]:
+            err_console.print(f"[red]error:[/] {line}", highlight=False, markup=True)
+        raise typer.Exit(1) from None
+    problems = _deep_checks(settings)
+    for line in problems:
+        err_console.print(f"[red]error:[/] {line}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    where = str(path) if path else "defaults (no config file)"
+    console.print(f"[green]config OK[/]: {where}", highlight=False)
+
+
+def _deep_checks(settings: Any) -> list[str]:
+    """Checks that need more than the schema: exchange ids, data dir."""
+    import difflib
+    import os
+
+    import ccxt
+
+    problems = []
+    for name in settings.exchanges:
+        if name not in ccxt.exchanges:
+            close = difflib.get_close_matches(name, ccxt.exchanges, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see ccxt's list of exchange ids"
+            problems.append(f"exchanges.{name}: unknown exchange id — {hint}")
+    data_dir = settings.data.dir
+    parent = next((p for p in [data_dir, *data_dir.parents] if p.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK):
+        problems.append(f"data.dir: {data_dir} is not writable — choose another folder")
+    return problems
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
+) -> None:
+    """Print the effective configuration (secrets masked)."""
+    from morningstar.config import load_settings, settings_as_dict
+
+    data = settings_as_dict(load_settings(_state(ctx).config))
+    if as_json:
+        console.print_json(json.dumps(data))
+    else:
+        console.print(yaml.safe_dump(data, sort_keys=False), highlight=False, markup=False)
+
+
+# ============================================================================ data
+PolicyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--policy",
+        "-p",
+        help="Validation policy CHECK=POLICY (error|warn|drop|ffill), repeatable, e.g. gap=warn.",
+    ),
+]
+CalendarOpt = Annotated[
+    str | None,
+    typer.Option(help="Trading calendar: auto, crypto, forex or equity (default: data.calendar)."),
+]
+
+
+def _service(application: Any, run_id: str | None) -> Any:
+    from morningstar.services.data import DataService
+
+    settings = application.settings
+    return DataService(
+        application.market_data,
+        application.db,
+        default_policies=settings.data.policies,
+        default_calendar=settings.data.calendar,
+        run_id=run_id,
+    )
+
+
+def _status_style(status: str) -> str:
+    return {"clean": "green", "warnings": "yellow", "errors": "red"}.get(status, "white")
+
+
+def _print_report(report: Any, *, verbose: bool = False) -> None:
+    style = _status_style(report.status)
+    console.print(
+        f"[bold]{report.source}[/]  {report.bars_in} bars in, {report.bars_out} out, "
+        f"calendar {report.calendar}: [{style}]{report.status}[/]",
+        highlight=False,
+    )
+    if not report.issues:
+        return
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("check", "severity", "count", "policy", "action", "first", "example"):
+        table.add_column(col)
+    for issue in report.issues:
+        example = issue.examples[0].describe() if issue.examples else ""
+        table.add_row(
+            str(issue.check),
+            f"[{_status_style('errors' if issue.severity == 'error' else 'warnings')}]{issue.severity}[/]"
+            if issue.severity != "info"
+            else "info",
+            str(issue.count),
+            str(issue.policy),
+            issue.action,
+            str(issue.first_ts) if issue.first_ts is not None else "",
+            example,
+        )
+        if verbose:
+            for ex in issue.examples[1:]:
+                table.add_row("", "", "", "", "", "", ex.describe())
+    console.print(table)
+
+
+@data_app.command("import")
+def data_import(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="CSV files or folders (searched recursively).")
+    ],
+    venue: Annotated[str | None, typer.Option(help="Venue (default: from the file name).")] = None,
+    pair: Annotated[
+        str | None, typer.Option(help="Pair BASE/QUOTE (default: from the file name).")
+    ] = None,
+    timeframe: Annotated[
+        str | None,
+        typer.Option("--timeframe", "-t", help="Timeframe (default: file name or data)."),
+    ] = None,
+    calendar: CalendarOpt = None,
+    policy: PolicyOpt = None,
+    replace: Annotated[bool, typer.Option(help="Replace stored data instead of merging.")] = False,
+) -> None:
+    """Import CSV files: read, validate, store as Parquet, record the import."""
+    from morningstar.services.data import DataService, parse_policies
+
+    policies = parse_policies(policy or [])
+    files = DataService.csv_files(paths)
+    failures = 0
+    with recorded_run(ctx, "data import") as (application, run_id):
+        service = _service(application, run_id)
+        table = Table(title=f"Imported into {application.market_data.base}", header_style="bold")
+        for col in ("file", "dataset", "bars", "new", "status", "notes"):
+            table.add_column(col)
+        from rich.progress import track
+
+        for path in track(files, description="importing", console=err_console, transient=True):
+            try:
+                out = service.import_file(
+                    path,
+                    venue=venue,
+                    pair=pair,
+                    timeframe=timeframe,
+                    calendar=calendar,
+                    policies=policies,
+                    replace=replace,
+                )
+            except MorningstarError as exc:
+                failures += 1
+                err_console.print(f"[red]error:[/] {exc}", highlight=False)
+                continue
+            style = _status_style(out.report.status)
+            table.add_row(
+                path.name,
+                f"{out.venue} {out.pair} {out.timeframe}",
+                str(out.write.rows_after),
+                str(out.write.rows_added),
+                f"[{style}]{out.report.status}[/]",
+                "; ".join(out.imported.notes) if out.imported else "",
+            )
+        console.print(table)
+    if failures:
+        err_console.print(f"[red]{failures} of {len(files)} file(s) failed[/]", highlight=False)
+        raise typer.Exit(1)
+
+
+@data_app.command("check")
+def data_check(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="CSV files or folders to check.")
+    ] = None,
+    venue: Annotated[
+        str | None, typer.Option(help="Venue of a stored dataset / of the files.")
+    ] = None,
+    pair: Annotated[
+        str | None, typer.Option(help="Pair of a stored dataset / of the files.")
+    ] = None,
+    timeframe: Annotated[str | None, typer.Option("--timeframe", "-t", help="Timeframe.")] = None,
+    calendar: CalendarOpt = None,
+    policy: PolicyOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every example.")] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the reports as JSON to this file.")
+    ] = None,
+) -> None:
+    """Validate CSV files or a stored dataset and print the report (nothing is changed).
+
+    Exit status: 0 when no check reports an error, 1 otherwise.
+    """
+    from morningstar.errors import DataValidationError
+    from morningstar.services.data import DataService, parse_policies
+
+    policies = parse_policies(policy or [])
+    reports = []
+    failures = 0
+    with recorded_run(ctx, "data check") as (application, run_id):
+        service = _service(application, run_id)
+        if paths:
+            for path in DataService.csv_files(paths):
+                try:
+                    out = service.check_file(
+                        path, venue=venue, pair=pair, timeframe=timeframe, calendar=calendar,
+                        policies=policies,
+                    )  # fmt: skip
+                except DataValidationError as exc:
+                    failures += 1
+                    err_console.print(f"[red]error:[/] {exc}", highlight=False)
+                    report = getattr(exc, "report", None)
+                    if report is not None:
+                        reports.append(report)
+                    continue
+                except MorningstarError as exc:
+                    failures += 1
+                    err_console.print(f"[red]error:[/] {exc}", highlight=False)
+                    continue
+                reports.append(out.report)
+                _print_report(out.report, verbose=verbose)
+        else:
+            if not (venue and pair and timeframe):
+                raise _usage(
+                    "give CSV paths, or --venue, --pair and --timeframe of a stored dataset"
+                )
+            out = service.check_stored(venue, pair, timeframe, calendar=calendar, policies=policies)
+            reports.append(out.report)
+            _print_report(out.report, verbose=verbose)
+    if json_out is not None:
+        json_out.write_text(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+    counts = {s: sum(r.status == s for r in reports) for s in ("clean", "warnings", "errors")}
+    console.print(
+        f"{len(reports)} report(s): {counts['clean']} clean, {counts['warnings']} with warnings, "
+        f"{counts['errors']} with errors",
+        highlight=False,
+    )
+    if failures or counts["errors"]:
+        raise typer.Exit(1)
+
+
+@data_app.command("list")
+def data_list(ctx: typer.Context) -> None:
+    """List stored datasets: venue, pair, timeframe, bars, first and last bar, size."""
+    application = _state(ctx).app()
+    infos = application.market_data.list()
+    if not infos:
+        console.print(
+            f"no data stored in {application.market_data.base} — run `morningstar data import` "
+            "or `morningstar data download`",
+            highlight=False,
+        )
+        return
+    table = Table(title=str(application.market_data.base), header_style="bold")
+    for col in ("venue", "pair", "timeframe", "bars", "first", "last", "size"):
+        table.add_column(col, justify="right" if col in ("bars", "size") else "left")
+    for i in infos:
+        table.add_row(
+            i.venue,
+            str(i.pair),
+            str(i.timeframe),
+            f"{i.rows:,}",
+            str(i.first),
+            str(i.last),
+            f"{i.size_bytes / 1e6:.1f} MB",
+        )
+    console.print(table)
+
+
+@data_app.command("resample")
+def data_resample(
+    ctx: typer.Context,
+    venue: Annotated[str, typer.Option(help="Venue of the stored dataset.")],
+    pair: Annotated[str, typer.Option(help="Pair BASE/QUOTE.")],
+    source: Annotated[str, typer.Option("--from", help="Stored timeframe, e.g. 5m.")],
+    target: Annotated[str, typer.Option("--to", help="Target timeframe, e.g. 1h.")],
+) -> None:
+    """Aggregate a stored dataset to a higher timeframe and store it."""
+    with recorded_run(ctx, "data resample") as (application, run_id):
+        result, outcome = _service(application, run_id).resample(venue, pair, source, target)
+    console.print(
+        f"{outcome.venue} {outcome.pair} {source} → {outcome.timeframe}: {result.bins} bars "
+        f"({result.partial_bins} from incomplete bins"
+        f"{', unfinished last bin dropped' if result.dropped_unfinished else ''}) "
+        f"→ {outcome.write.path}",
+        highlight=False,
+    )
+
+
+@data_app.command("download")
+def data_download(
+    ctx: typer.Context,
+    exchange: Annotated[
+        str, typer.Option("--exchange", "-e", help="ccxt exchange id.")
+    ] = "binance",
+    pair: Annotated[
+        list[str] | None, typer.Option("--pair", help="Pair(s); default: exchanges.<id>.pairs.")
+    ] = None,
+    timeframe: Annotated[
+        list[str] | None,
+        typer.Option("--timeframe", "-t", help="Timeframe(s); default: exchanges.<id>.timeframes."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Start (ISO date) when nothing is stored yet.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="End (ISO date, exclusive); default now.")
+    ] = None,
+) -> None:
+    """Download bars through ccxt: paginated, incremental, resumable, rate-limited, retried."""
+    from morningstar.services.download import download_pairs
+
+    with recorded_run(ctx, "data download") as (application, run_id):
+        results = download_pairs(
+            application,
+            _service(application, run_id),
+            exchange=exchange,
+            pairs=pair,
+            timeframes=timeframe,
+            since=since,
+            until=until,
+            console=err_console,
+        )
+    table = Table(title=f"Downloaded from {exchange}", header_style="bold")
+    for col in ("pair", "timeframe", "pages", "fetched", "new", "first", "last"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(
+            str(r.pair), str(r.timeframe), str(r.pages), str(r.bars_fetched), str(r.bars_added),
+            str(r.first or ""), str(r.last or ""),
+        )  # fmt: skip
+    console.print(table)
+
+
+# ============================================================================ demo (main job)
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option(help="Demo dataset name.")] = "eurusd-1h-2017",
+) -> None:
+    """The main job, offline: load the demo data, validate it, store it, then backtest."""
+    from morningstar.data.demo import demo_dataset
+
+    ds = demo_dataset(dataset)
+    with recorded_run(ctx, "demo") as (application, run_id):
+        service = _service(application, run_id)
+        console.rule("[bold]Morningstar demo — offline, embedded defaults")
+        console.print(f"data: {ds.description}; licence {ds.licence}", highlight=False)
+        outcome = service.import_demo(ds.name)
+        _print_report(outcome.report)
+        console.print(
+            f"stored {outcome.write.rows_after:,} bars of {outcome.venue} {outcome.pair} "
+            f"{outcome.timeframe} → {outcome.write.path}",
+            highlight=False,
+        )
+        console.print(
+            f"recorded import #{outcome.import_id} and its validation report in "
+            f"{_hide_password(application.settings.database_url)}",
+            highlight=False,
+        )
+        if ds.timeframe.seconds < 86_400:
+            result, daily = service.resample(ds.venue, str(ds.pair), str(ds.timeframe), "1d")
+            console.print(
+                f"resampled to 1d: {result.bins} bars → {daily.write.path}", highlight=False
+            )
+        _demo_backtest(application, outcome)
+
+
+def _demo_backtest(application: Any, outcome: Any) -> None:
+    """Run the demo backtest when the engine is available; otherwise say so and stop."""
+    import importlib.util
+
+    if importlib.util.find_spec("morningstar.core.engine") is None:
+        console.print(
+            "[yellow]backtest engine not available yet[/] — the main job stops after data "
+            "validation and storage (the engine arrives with the 'Backtest engine' issue).",
+            highlight=False,
+        )
+        return
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _usage(message: str) -> click.UsageError:
+    return click.UsageError(message)
+
+
+# ============================================================================ entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (also used by ``python -m morningstar``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        rc = app(args=args, prog_name="morningstar", standalone_mode=False)
+    except MorningstarError as exc:
+        if debug:
+            traceback.print_exc()
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 1
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return int(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("[yellow]interrupted[/]")
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        err_console.print(
+            f"[red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the "
+            "traceback, and please report it)",
+            highlight=False,
+        )
+        return 70
+    return rc if isinstance(rc, int) else 0

@@ -1,0 +1,67 @@
+"""The layer rule: ``core`` is pure — it imports no adapter, application or interface module, and
+performs no I/O (files, network, clock, environment)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+CORE = Path(__file__).resolve().parents[2] / "src" / "morningstar" / "core"
+ALLOWED_INTERNAL = ("morningstar.core", "morningstar.errors")
+FORBIDDEN_MODULES = {
+    "os", "io", "socket", "subprocess", "shutil", "pathlib", "tempfile", "glob", "urllib", "http",
+    "requests", "httpx", "ccxt", "sqlalchemy", "alembic", "pyarrow", "time", "datetime", "random",
+    "logging", "asyncio", "threading", "multiprocessing", "sys", "platformdirs", "yaml", "pickle",
+}  # fmt: skip
+FORBIDDEN_CALLS = {"open", "input", "print", "exec", "eval", "__import__", "breakpoint"}
+FORBIDDEN_ATTRS = {
+    "read_csv", "read_parquet", "to_csv", "to_parquet", "read_text", "write_text", "now", "today",
+    "utcnow", "getenv", "environ", "fromtimestamp", "perf_counter", "monotonic", "time_ns",
+}  # fmt: skip
+
+
+def core_files() -> list[Path]:
+    files = sorted(CORE.rglob("*.py"))
+    assert files, f"no core modules found under {CORE}"
+    return files
+
+
+@pytest.mark.parametrize("path", core_files(), ids=lambda p: str(p.relative_to(CORE)))
+def test_core_is_pure(path: Path) -> None:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    problems: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            for name in names:
+                top = name.split(".")[0]
+                if name.startswith("morningstar") and not name.startswith(ALLOWED_INTERNAL):
+                    problems.append(f"line {node.lineno}: imports {name} (outer layer)")
+                elif top in FORBIDDEN_MODULES:
+                    problems.append(
+                        f"line {node.lineno}: imports {name} (I/O, clock or environment)"
+                    )
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in FORBIDDEN_CALLS:
+                problems.append(f"line {node.lineno}: calls {node.func.id}()")
+        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRS:
+            problems.append(f"line {node.lineno}: uses .{node.attr}")
+    assert not problems, f"{path.name} breaks the core layer rule: " + "; ".join(problems)
+
+
+def test_rule_catches_violations(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import os\nfrom morningstar.store import db\nx = open('f')\ny = pd.Timestamp.now()\n"
+    )
+    with pytest.raises(AssertionError) as info:
+        test_core_is_pure(bad)
+    message = str(info.value)
+    for expected in ("imports os", "imports morningstar.store", "calls open()", "uses .now"):
+        assert expected in message

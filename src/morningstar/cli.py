@@ -101,25 +101,17 @@ def _root(
 
 @contextmanager
 def recorded_run(ctx: typer.Context, command: str) -> Iterator[tuple[Any, str]]:
-    """Build the app, record this CLI run in the database, and mark it ok / error at the end."""
-    from morningstar.logs import bind
-    from morningstar.store.repositories import RunRepository
+    """Build the app and record this CLI run (argv redacted) in the database around the block."""
+    from morningstar.logs import bind, redact
+    from morningstar.store.repositories import record_cli_run
 
     application = _state(ctx).app()
-    db = application.db
-    with db.session() as session:
-        run_id = RunRepository(session).start(command, sys.argv[1:], __version__)
-    status, error = "ok", None
-    try:
-        with bind(run_id=run_id, command=command):
-            yield application, run_id
-    except BaseException as exc:
-        status = "error"
-        error = str(exc) if isinstance(exc, MorningstarError) else f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        with db.session() as session:
-            RunRepository(session).finish(run_id, status, error)
+    argv = [redact(arg) for arg in sys.argv[1:]]
+    with (
+        record_cli_run(application.db, command, argv, __version__) as run_id,
+        bind(run_id=run_id, command=command),
+    ):
+        yield application, run_id
 
 
 # ============================================================================ config

@@ -1,0 +1,180 @@
+"""SQLAlchemy 2 ORM models of the Morningstar database.
+
+Every timestamp column is a :class:`UTCDateTime`: stored as ``TIMESTAMP WITH TIME ZONE`` on
+PostgreSQL and as naive UTC text on SQLite, and always read back as a timezone-aware UTC
+:class:`~datetime.datetime`. Naive datetimes are refused on write, so a local time can never be
+stored by mistake.
+
+Constraint and index names follow :data:`NAMING_CONVENTION`, so a later migration can drop or alter
+them by name on both engines (SQLite needs names for Alembic's batch mode).
+
+These classes are the storage schema only; read methods of
+:mod:`morningstar.store.repositories` return plain dataclasses, never these objects. A change here
+needs a new migration in ``store/migrations/versions`` (see :mod:`morningstar.store`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "ISSUE_SEVERITIES",
+    "NAMING_CONVENTION",
+    "RUN_STATUSES",
+    "VALIDATION_STATUSES",
+    "Base",
+    "CliRunRow",
+    "DataImportRow",
+    "UTCDateTime",
+    "ValidationIssueRow",
+    "ValidationReportRow",
+]
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = ("running", "ok", "error")
+VALIDATION_STATUSES = ("clean", "warnings", "errors")
+ISSUE_SEVERITIES = ("error", "warning", "info")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    listed = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({listed})"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every engine.
+
+    Writes convert any aware datetime to UTC (naive values raise :class:`ValueError`); reads
+    return aware UTC datetimes, also on SQLite, which has no time-zone type.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC (naive UTC text on SQLite)."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: pass an aware UTC time")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return the stored value as an aware UTC datetime."""
+        if value is None:
+            return None
+        stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        if stamp.tzinfo is None:
+            return stamp.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Morningstar table."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), list[Any]: sa.JSON()}
+
+
+class CliRunRow(Base):
+    """One invocation of a ``morningstar`` command."""
+
+    __tablename__ = "cli_runs"
+    __table_args__ = (sa.CheckConstraint(_in("status", RUN_STATUSES), name="status"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    command: Mapped[str] = mapped_column(sa.String(200))
+    argv: Mapped[list[Any]] = mapped_column(sa.JSON())
+    status: Mapped[str] = mapped_column(sa.String(16))
+    error: Mapped[str | None] = mapped_column(sa.Text())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[str] = mapped_column(sa.String(64))
+
+
+class DataImportRow(Base):
+    """One import of market data into the Parquet store (CSV, download, demo, resample)."""
+
+    __tablename__ = "data_imports"
+    __table_args__ = (sa.Index(None, "venue", "pair", "timeframe"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer(), primary_key=True, autoincrement=True)
+    run_id: Mapped[str | None] = mapped_column(
+        sa.String(32), sa.ForeignKey("cli_runs.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    source: Mapped[str] = mapped_column(sa.Text())
+    venue: Mapped[str] = mapped_column(sa.String(64))
+    pair: Mapped[str] = mapped_column(sa.String(64))
+    timeframe: Mapped[str] = mapped_column(sa.String(16))
+    rows_read: Mapped[int] = mapped_column(sa.BigInteger())
+    rows_stored: Mapped[int] = mapped_column(sa.BigInteger())
+    rows_added: Mapped[int] = mapped_column(sa.BigInteger())
+    first_ts: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_ts: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    content_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ValidationReportRow(Base):
+    """The summary of one validation of a bar frame against the OHLCV contract."""
+
+    __tablename__ = "validation_reports"
+    __table_args__ = (sa.CheckConstraint(_in("status", VALIDATION_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer(), primary_key=True, autoincrement=True)
+    import_id: Mapped[int | None] = mapped_column(
+        sa.Integer(), sa.ForeignKey("data_imports.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(sa.Text())
+    venue: Mapped[str | None] = mapped_column(sa.String(64))
+    pair: Mapped[str | None] = mapped_column(sa.String(64))
+    timeframe: Mapped[str | None] = mapped_column(sa.String(16))
+    calendar: Mapped[str] = mapped_column(sa.String(32))
+    bars_in: Mapped[int] = mapped_column(sa.BigInteger())
+    bars_out: Mapped[int] = mapped_column(sa.BigInteger())
+    status: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    issues: Mapped[list[ValidationIssueRow]] = relationship(
+        back_populates="report",
+        order_by="ValidationIssueRow.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class ValidationIssueRow(Base):
+    """One failed check of a validation report, with what the policy did about it."""
+
+    __tablename__ = "validation_issues"
+    __table_args__ = (sa.CheckConstraint(_in("severity", ISSUE_SEVERITIES), name="severity"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer(), primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(
+        sa.Integer(), sa.ForeignKey("validation_reports.id", ondelete="CASCADE"), index=True
+    )
+    check: Mapped[str] = mapped_column(sa.String(64))
+    severity: Mapped[str] = mapped_column(sa.String(16))
+    policy: Mapped[str] = mapped_column(sa.String(32))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    count: Mapped[int] = mapped_column(sa.BigInteger())
+    first_ts: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    examples: Mapped[list[Any]] = mapped_column(sa.JSON())
+
+    report: Mapped[ValidationReportRow] = relationship(back_populates="issues")

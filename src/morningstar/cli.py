@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 import yaml
 from rich.console import Console
@@ -183,7 +182,9 @@ PolicyOpt = Annotated[
 ]
 CalendarOpt = Annotated[
     str | None,
-    typer.Option(help="Trading calendar: auto, crypto, forex or equity (default: data.calendar)."),
+    typer.Option(
+        help="Trading calendar: auto, crypto, forex, cme or equity (default: data.calendar)."
+    ),
 ]
 
 
@@ -514,8 +515,8 @@ def _hide_password(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _usage(message: str) -> click.UsageError:
-    return click.UsageError(message)
+def _usage(message: str) -> typer.BadParameter:
+    return typer.BadParameter(message)
 
 
 # ============================================================================ entry point
@@ -524,18 +525,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        rc = app(args=args, prog_name="morningstar", standalone_mode=False)
+        app(args=args, prog_name="morningstar")
+    except SystemExit as exc:  # typer/click standalone mode: --help, usage errors, typer.Exit
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except MorningstarError as exc:
         if debug:
             traceback.print_exc()
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         return 1
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         return 130
     except Exception as exc:
@@ -547,4 +546,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             highlight=False,
         )
         return 70
-    return rc if isinstance(rc, int) else 0
+    return 0

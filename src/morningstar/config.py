@@ -92,7 +92,7 @@ class DataSettings(_Section):
     """Where market data lives and how it is validated."""
 
     dir: Path = Field(default_factory=_default_data_dir, description="data directory")
-    calendar: Literal["auto", "crypto", "forex", "equity"] = "auto"
+    calendar: Literal["auto", "crypto", "forex", "cme", "equity"] = "auto"
     policies: dict[str, Literal["error", "warn", "drop", "ffill"]] = Field(
         default_factory=dict, description="validation policy per check, e.g. {gap: warn}"
     )

@@ -27,7 +27,7 @@ from morningstar.data.csv_import import (
 from morningstar.data.demo import demo_dataset, locate_demo_file
 from morningstar.data.parquet_store import DatasetInfo, OHLCVStore, WriteResult
 from morningstar.data.resample import ResampleResult, resample_ohlcv
-from morningstar.data.validation import Check, Policy, ValidationReport, validate
+from morningstar.data.validation import Check, Policy, ValidationReport, resolve_policies, validate
 from morningstar.errors import UserInputError
 from morningstar.store import Database
 from morningstar.store.repositories import (
@@ -75,46 +75,32 @@ class ImportOutcome:
     imported: ImportedCSV | None = None
 
 
-def parse_policies(items: Sequence[str] | Mapping[str, str]) -> dict[Check, Policy]:
-    """Parse ``["gap=warn", "outlier=drop"]`` (or a mapping) into validation policies.
+def parse_policies(items: Sequence[str]) -> dict[str, str]:
+    """Parse command-line ``["gap=warn", "outlier=drop"]`` into a raw ``{check: policy}`` mapping.
+
+    The mapping is checked at once (unknown check or policy → one-line error with a close match)
+    and merged over the config's ``data.policies`` by :class:`DataService`.
 
     Raises:
-        UserInputError: unknown check or policy, with the allowed names.
+        UserInputError: malformed item, unknown check or a policy the check does not accept.
     """
-    pairs: list[tuple[str, str]] = []
-    if isinstance(items, Mapping):
-        pairs = [(str(k), str(v)) for k, v in items.items()]
-    else:
-        for item in items:
-            if "=" not in item:
-                raise UserInputError(
-                    f"bad policy {item!r}", hint="write CHECK=POLICY, e.g. --policy gap=warn"
-                )
-            key, _, value = item.partition("=")
-            pairs.append((key.strip(), value.strip()))
-    out: dict[Check, Policy] = {}
-    checks = [c.value for c in Check]
-    policies = [p.value for p in Policy]
-    for key, value in pairs:
-        if key not in checks:
-            import difflib
-
-            close = difflib.get_close_matches(key, checks, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"checks: {', '.join(checks)}"
-            raise UserInputError(f"unknown validation check {key!r}", hint=hint)
-        if value not in policies:
+    raw: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
             raise UserInputError(
-                f"unknown policy {value!r} for {key}", hint=f"use one of {', '.join(policies)}"
+                f"bad policy {item!r}", hint="write CHECK=POLICY, e.g. --policy gap=warn"
             )
-        out[Check(key)] = Policy(value)
-    return out
+        raw[key.strip()] = value.strip()
+    resolve_policies(raw)
+    return raw
 
 
 def resolve_calendar(calendar: str, venue: str | None, pair: Pair | None) -> str:
     """``auto`` → the calendar guessed from venue and pair; otherwise ``calendar`` itself."""
     if calendar != "auto":
         return calendar
-    return guess_calendar(venue=venue, symbol=str(pair) if pair else None)
+    return str(guess_calendar(venue=venue, symbol=str(pair) if pair else None))
 
 
 def _validation_record(
@@ -167,13 +153,14 @@ class DataService:
     ) -> None:
         self.store = store
         self.db = db
-        self.default_policies = parse_policies(default_policies or {})
+        self.default_policies = dict(default_policies or {})
+        resolve_policies(self.default_policies)
         self.default_calendar = default_calendar
         self.run_id = run_id
 
     # ------------------------------------------------------------------ helpers
-    def _policies(self, overrides: Mapping[Check, Policy] | None) -> dict[Check, Policy]:
-        return {**self.default_policies, **(overrides or {})}
+    def _policies(self, overrides: Mapping[str, str] | None) -> dict[Check, Policy]:
+        return resolve_policies({**self.default_policies, **(overrides or {})})
 
     @staticmethod
     def csv_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -232,7 +219,7 @@ class DataService:
         pair: str | None = None,
         timeframe: str | None = None,
         calendar: str | None = None,
-        policies: Mapping[Check, Policy] | None = None,
+        policies: Mapping[str, str] | None = None,
     ) -> CheckOutcome:
         """Read and validate a CSV file; nothing is stored. The report is recorded."""
         imported = read_ohlcv_csv(path)
@@ -257,7 +244,7 @@ class DataService:
         timeframe: str,
         *,
         calendar: str | None = None,
-        policies: Mapping[Check, Policy] | None = None,
+        policies: Mapping[str, str] | None = None,
     ) -> CheckOutcome:
         """Validate a stored dataset; nothing is changed. The report is recorded."""
         p, tf = parse_pair(pair), parse_timeframe(timeframe)
@@ -280,7 +267,7 @@ class DataService:
         pair: str | None = None,
         timeframe: str | None = None,
         calendar: str | None = None,
-        policies: Mapping[Check, Policy] | None = None,
+        policies: Mapping[str, str] | None = None,
         replace: bool = False,
         kind: str = "csv",
     ) -> ImportOutcome:

@@ -6,6 +6,7 @@ exits with status 1; ``--debug`` prints the traceback too. Usage errors exit wit
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
@@ -27,6 +28,7 @@ from morningstar.errors import ConfigError, MorningstarError
 __all__ = ["app", "main"]
 
 log = logging.getLogger(__name__)
+_ARGV: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("argv", default=None)
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -52,6 +54,7 @@ class CliState:
 
     config: Path | None = None
     debug: bool = False
+    argv: list[str] | None = None
     _app: Any = field(default=None, repr=False)
 
     def app(self) -> Any:
@@ -95,17 +98,18 @@ def _root(
     ] = False,
 ) -> None:
     """Morningstar command line."""
-    ctx.obj = CliState(config=config, debug=debug)
+    ctx.obj = CliState(config=config, debug=debug, argv=_ARGV.get())
 
 
 @contextmanager
 def recorded_run(ctx: typer.Context, command: str) -> Iterator[tuple[Any, str]]:
-    """Build the app and record this CLI run (argv redacted) in the database around the block."""
-    from morningstar.logs import bind, redact
+    """Build the app and record this CLI run (secrets masked) in the database around the block."""
+    from morningstar.logs import bind
     from morningstar.store.repositories import record_cli_run
 
-    application = _state(ctx).app()
-    argv = [redact(arg) for arg in sys.argv[1:]]
+    state = _state(ctx)
+    application = state.app()
+    argv = state.argv if state.argv is not None else sys.argv[1:]
     with (
         record_cli_run(application.db, command, argv, __version__) as run_id,
         bind(run_id=run_id, command=command),
@@ -524,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (also used by ``python -m morningstar``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _ARGV.set(args)
     try:
         app(args=args, prog_name="morningstar")
     except SystemExit as exc:  # typer/click standalone mode: --help, usage errors, typer.Exit

@@ -162,7 +162,7 @@ class ScaleSettings(_Section):
 class LoggingSettings(_Section):
     """Console (human) and file (JSON lines) logging."""
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     file: Path | None = Field(None, description="JSON-lines log file; empty = <data.dir>/logs")
     file_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "DEBUG"
 

@@ -96,6 +96,22 @@ def parse_policies(items: Sequence[str]) -> dict[str, str]:
     return raw
 
 
+def pair_arg(text: str) -> Pair:
+    """Parse a user-given pair; a bad one is a one-line :class:`UserInputError`."""
+    try:
+        return parse_pair(text)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+
+
+def timeframe_arg(text: str) -> Timeframe:
+    """Parse a user-given timeframe; a bad one is a one-line :class:`UserInputError`."""
+    try:
+        return parse_timeframe(text)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+
+
 def resolve_calendar(calendar: str, venue: str | None, pair: Pair | None) -> str:
     """``auto`` → the calendar guessed from venue and pair; otherwise ``calendar`` itself."""
     if calendar != "auto":
@@ -195,11 +211,8 @@ class DataService:
         timeframe: str | None,
     ) -> tuple[str | None, Pair | None, Timeframe]:
         name_venue, name_pair, name_tf = parse_file_name(imported.path)
-        try:
-            p = parse_pair(pair) if pair else name_pair
-            tf = parse_timeframe(timeframe) if timeframe else name_tf
-        except ValueError as exc:
-            raise UserInputError(str(exc), where=str(imported.path)) from None
+        p = pair_arg(pair) if pair else name_pair
+        tf = timeframe_arg(timeframe) if timeframe else name_tf
         if tf is None:
             tf = infer_timeframe(pd.DatetimeIndex(imported.frame.index))
             if tf is None:
@@ -247,7 +260,7 @@ class DataService:
         policies: Mapping[str, str] | None = None,
     ) -> CheckOutcome:
         """Validate a stored dataset; nothing is changed. The report is recorded."""
-        p, tf = parse_pair(pair), parse_timeframe(timeframe)
+        p, tf = pair_arg(pair), timeframe_arg(timeframe)
         frame = self.store.load(venue, p, tf)
         cal = resolve_calendar(calendar or self.default_calendar, venue, p)
         where = str(self.store.path(venue, p, tf))
@@ -385,7 +398,7 @@ class DataService:
         self, venue: str, pair: str, source: str, target: str
     ) -> tuple[ResampleResult, ImportOutcome]:
         """Resample a stored dataset and store the result next to it (validated, recorded)."""
-        p, src, dst = parse_pair(pair), parse_timeframe(source), parse_timeframe(target)
+        p, src, dst = pair_arg(pair), timeframe_arg(source), timeframe_arg(target)
         frame = self.store.load(venue, p, src)
         result = resample_ohlcv(frame, src, dst)
         cal = resolve_calendar(self.default_calendar, venue, p)

@@ -427,5 +427,5 @@ def open_database(
     except BaseException:
         db.dispose()
         raise
-    logger.info("database %s ready (%s)", db.safe_url, db.backend)
+    logger.debug("database %s ready (%s)", db.safe_url, db.backend)
     return db

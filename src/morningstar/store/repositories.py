@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from morningstar.errors import StorageError
+from morningstar.logs import redact
 from morningstar.store.db import SESSION_CLOCK_KEY, Database, utc_now
 from morningstar.store.models import (
     ISSUE_SEVERITIES,
@@ -155,7 +156,7 @@ class RunRepository:
 
         Args:
             command: the command name, e.g. ``"data import"``.
-            argv: the arguments as typed (stored as a JSON list; do not pass secrets).
+            argv: the arguments as typed (stored as a JSON list, secret-looking values masked).
             version: the Morningstar version running the command.
             run_id: an id to use (32 hex chars); a random UUID hex by default.
         """
@@ -164,7 +165,7 @@ class RunRepository:
             CliRunRow(
                 id=rid,
                 command=command,
-                argv=[str(a) for a in argv],
+                argv=[redact(str(a)) for a in argv],
                 status="running",
                 error=None,
                 started_at=self._now(),
@@ -189,7 +190,7 @@ class RunRepository:
                 f"no CLI run with id {run_id!r}", hint="pass the id returned by start()"
             )
         row.status = status
-        row.error = error
+        row.error = redact(error) if error is not None else None
         row.finished_at = self._now()
         self._session.flush()
 

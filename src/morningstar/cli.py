@@ -210,34 +210,20 @@ def _status_style(status: str) -> str:
 
 
 def _print_report(report: Any, *, verbose: bool = False) -> None:
+    """Print a validation report: a status line, then one line per issue with examples."""
+    from rich.text import Text
+
+    lines = report.lines(max_examples=10 if verbose else 3)
     style = _status_style(report.status)
-    console.print(
-        f"[bold]{report.source}[/]  {report.bars_in} bars in, {report.bars_out} out, "
-        f"calendar {report.calendar}: [{style}]{report.status}[/]",
-        highlight=False,
-    )
-    if not report.issues:
-        return
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("check", "severity", "count", "policy", "action", "first", "example"):
-        table.add_column(col)
-    for issue in report.issues:
-        example = issue.examples[0].describe() if issue.examples else ""
-        table.add_row(
-            str(issue.check),
-            f"[{_status_style('errors' if issue.severity == 'error' else 'warnings')}]{issue.severity}[/]"
-            if issue.severity != "info"
-            else "info",
-            str(issue.count),
-            str(issue.policy),
-            issue.action,
-            str(issue.first_ts) if issue.first_ts is not None else "",
-            example,
-        )
-        if verbose:
-            for ex in issue.examples[1:]:
-                table.add_row("", "", "", "", "", "", ex.describe())
-    console.print(table)
+    console.print(Text(lines[0], style=f"bold {style}"))
+    for line in lines[1:]:
+        stripped = line.lstrip()
+        if stripped.startswith(("ERROR", "WARNING", "INFO")):
+            level = stripped.split(" ", 1)[0]
+            color = {"ERROR": "red", "WARNING": "yellow", "INFO": "cyan"}[level]
+            console.print(Text(line, style=color))
+        else:
+            console.print(Text(line, style="dim"))
 
 
 @data_app.command("import")
@@ -259,11 +245,12 @@ def data_import(
     replace: Annotated[bool, typer.Option(help="Replace stored data instead of merging.")] = False,
 ) -> None:
     """Import CSV files: read, validate, store as Parquet, record the import."""
+    from morningstar.data.csv_import import UnknownLayoutError
     from morningstar.services.data import DataService, parse_policies
 
     policies = parse_policies(policy or [])
     files = DataService.csv_files(paths)
-    failures = 0
+    failures = skipped = 0
     with recorded_run(ctx, "data import") as (application, run_id):
         service = _service(application, run_id)
         table = Table(title=f"Imported into {application.market_data.base}", header_style="bold")
@@ -271,7 +258,9 @@ def data_import(
             table.add_column(col)
         from rich.progress import track
 
-        for path in track(files, description="importing", console=err_console, transient=True):
+        for path, explicit in track(
+            files, description="importing", console=err_console, transient=True
+        ):
             try:
                 out = service.import_file(
                     path,
@@ -282,6 +271,16 @@ def data_import(
                     policies=policies,
                     replace=replace,
                 )
+            except UnknownLayoutError as exc:
+                if explicit:
+                    failures += 1
+                    err_console.print(f"[red]error:[/] {exc}", highlight=False)
+                else:
+                    skipped += 1
+                    err_console.print(
+                        f"[yellow]skipped[/] {path}: not an OHLCV file", highlight=False
+                    )
+                continue
             except MorningstarError as exc:
                 failures += 1
                 err_console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -296,6 +295,8 @@ def data_import(
                 "; ".join(out.imported.notes) if out.imported else "",
             )
         console.print(table)
+    if skipped:
+        err_console.print(f"{skipped} non-OHLCV file(s) skipped", highlight=False)
     if failures:
         err_console.print(f"[red]{failures} of {len(files)} file(s) failed[/]", highlight=False)
         raise typer.Exit(1)
@@ -325,6 +326,7 @@ def data_check(
 
     Exit status: 0 when no check reports an error, 1 otherwise.
     """
+    from morningstar.data.csv_import import UnknownLayoutError
     from morningstar.errors import DataValidationError
     from morningstar.services.data import DataService, parse_policies
 
@@ -334,12 +336,21 @@ def data_check(
     with recorded_run(ctx, "data check") as (application, run_id):
         service = _service(application, run_id)
         if paths:
-            for path in DataService.csv_files(paths):
+            for path, explicit in DataService.csv_files(paths):
                 try:
                     out = service.check_file(
                         path, venue=venue, pair=pair, timeframe=timeframe, calendar=calendar,
                         policies=policies,
                     )  # fmt: skip
+                except UnknownLayoutError as exc:
+                    if explicit:
+                        failures += 1
+                        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+                    else:
+                        err_console.print(
+                            f"[yellow]skipped[/] {path}: not an OHLCV file", highlight=False
+                        )
+                    continue
                 except DataValidationError as exc:
                     failures += 1
                     err_console.print(f"[red]error:[/] {exc}", highlight=False)

@@ -36,7 +36,18 @@ from morningstar.core.types import OHLCV_COLUMNS, Pair, parse_pair
 from morningstar.data.ohlcv import INDEX_NAME
 from morningstar.errors import DataFormatError
 
-__all__ = ["ImportedCSV", "infer_timeframe", "parse_file_name", "read_ohlcv_csv"]
+__all__ = [
+    "ImportedCSV",
+    "UnknownLayoutError",
+    "infer_timeframe",
+    "parse_file_name",
+    "read_ohlcv_csv",
+]
+
+
+class UnknownLayoutError(DataFormatError):
+    """The file is a CSV but not one of the OHLCV layouts Morningstar reads."""
+
 
 _TIME_ALIASES = (
     "timestamp", "time", "datetime", "date_time", "open_time", "opentime", "open time", "gmt time",
@@ -361,11 +372,11 @@ def _with_header(df: pd.DataFrame, path: Path) -> tuple[str, pd.DatetimeIndex, d
 
 def _unknown_layout(
     path: Path, columns: list[str], *, headerless: bool, missing: list[str] | None = None
-) -> DataFormatError:
+) -> UnknownLayoutError:
     seen = ", ".join(columns[:12]) + (" ..." if len(columns) > 12 else "")
     what = f"missing {', '.join(missing)}" if missing else "no time and OHLC columns recognised"
     kind = "headerless file" if headerless else "columns"
-    return DataFormatError(
+    return UnknownLayoutError(
         f"unknown CSV layout: {what} ({kind}: {seen})",
         where=str(path),
         hint="expected a time column (timestamp, date/time, open_time, unix) and open, high, low, "

@@ -179,13 +179,17 @@ class DataService:
         return resolve_policies({**self.default_policies, **(overrides or {})})
 
     @staticmethod
-    def csv_files(paths: Sequence[str | Path]) -> list[Path]:
+    def csv_files(paths: Sequence[str | Path]) -> list[tuple[Path, bool]]:
         """Expand directories into the CSV files they hold (recursively, sorted).
+
+        Returns:
+            ``(path, explicit)`` pairs: ``explicit`` is False for files found in a folder, which
+            callers may skip when they are not OHLCV files (e.g. a MANIFEST.csv beside the data).
 
         Raises:
             UserInputError: a path does not exist, or a directory holds no CSV file.
         """
-        files: list[Path] = []
+        files: list[tuple[Path, bool]] = []
         for raw in paths:
             path = Path(raw).expanduser()
             if path.is_dir():
@@ -196,9 +200,9 @@ class DataService:
                 )
                 if not found:
                     raise UserInputError("no CSV file in this folder", where=str(path))
-                files.extend(found)
+                files.extend((p, False) for p in found)
             elif path.is_file():
-                files.append(path)
+                files.append((path, True))
             else:
                 raise UserInputError("no such file or folder", where=str(path))
         return files

@@ -268,7 +268,7 @@ def test_main_job_console_script(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "6,225 bars of demo EUR/USD 1h" in proc.stdout
-    assert "calendar forex: clean" in proc.stdout
+    assert ": clean — 6225 bars in, 6225 out, 1h, forex calendar" in proc.stdout
     assert "backtest engine not available yet" in proc.stdout
     assert (tmp_path / "data" / "ohlcv" / "demo" / "EUR_USD-1h.parquet").is_file()
     assert (tmp_path / "data" / "morningstar.sqlite").is_file()

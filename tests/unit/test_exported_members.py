@@ -1,0 +1,53 @@
+"""Pin the public surface: a change to a package's ``__all__`` must be deliberate.
+
+(The ``morningstar.store`` surface is pinned in ``test_store_api.py``.)"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPORTS = {
+    "morningstar": ["__version__"],
+    "morningstar.core": ["OHLCV_COLUMNS", "Pair", "Timeframe", "parse_pair", "parse_timeframe"],
+    "morningstar.data": [
+        "INDEX_NAME", "OHLCV_COLUMNS", "DatasetInfo", "ImportedCSV", "OHLCVStore", "ResampleResult",
+        "WriteResult", "empty_ohlcv", "from_arrays", "read_ohlcv_csv", "resample_ohlcv",
+        "to_contract",
+    ],
+    "morningstar.data.validation": [
+        "ALLOWED_POLICIES", "Check", "DEFAULT_POLICIES", "Example", "Issue", "OutlierRule", "Policy",
+        "PolicyMap", "Severity", "ValidationFailedError", "ValidationReport", "parse_policies",
+        "resolve_policies", "validate",
+    ],
+    "morningstar.exchange": [
+        "EXCHANGE_DEFAULT_OPTIONS", "api_base", "make_exchange", "retry_after_s",
+        "translate_ccxt_error",
+    ],
+    "morningstar.errors": [
+        "AuthenticationError", "BadSymbolError", "BusinessRejection", "ConfigError",
+        "DataFormatError", "DataNotFoundError", "DataValidationError", "ExchangeError",
+        "ExchangeUnavailableError", "LLMError", "MorningstarError", "NetworkError",
+        "RateLimitedError", "StorageError", "StrategyError", "TemporaryError", "UserInputError",
+    ],
+    "morningstar.config": [
+        "ApiSettings", "DashboardSettings", "DataSettings", "DatabaseSettings", "ExchangeSettings",
+        "LLMSettings", "LoggingSettings", "RiskSettings", "ScaleSettings", "Settings",
+        "default_config_path", "iter_secrets", "load_settings", "settings_as_dict",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module", sorted(EXPORTS))
+def test_exported_members(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(EXPORTS[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.__all__ lists {name} but it is not defined"
+
+
+def test_every_error_derives_from_the_root() -> None:
+    errors = importlib.import_module("morningstar.errors")
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.MorningstarError)

@@ -226,6 +226,15 @@ def _print_report(report: Any, *, verbose: bool = False) -> None:
             console.print(Text(line, style="dim"))
 
 
+def _not_ohlcv(exc: Exception, path: Path, explicit: bool) -> bool:
+    """A file that is not OHLCV: an error when named explicitly (True), else skipped (False)."""
+    if explicit:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+    else:
+        err_console.print(f"[yellow]skipped[/] {path}: not an OHLCV file", highlight=False)
+    return explicit
+
+
 @data_app.command("import")
 def data_import(
     ctx: typer.Context,
@@ -246,9 +255,9 @@ def data_import(
 ) -> None:
     """Import CSV files: read, validate, store as Parquet, record the import."""
     from morningstar.data.csv_import import UnknownLayoutError
-    from morningstar.services.data import DataService, parse_policies
+    from morningstar.services.data import DataService, parse_policy_items
 
-    policies = parse_policies(policy or [])
+    policies = parse_policy_items(policy or [])
     files = DataService.csv_files(paths)
     failures = skipped = 0
     with recorded_run(ctx, "data import") as (application, run_id):
@@ -328,9 +337,9 @@ def data_check(
     """
     from morningstar.data.csv_import import UnknownLayoutError
     from morningstar.errors import DataValidationError
-    from morningstar.services.data import DataService, parse_policies
+    from morningstar.services.data import DataService, parse_policy_items
 
-    policies = parse_policies(policy or [])
+    policies = parse_policy_items(policy or [])
     reports = []
     failures = 0
     with recorded_run(ctx, "data check") as (application, run_id):

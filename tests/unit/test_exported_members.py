@@ -19,7 +19,7 @@ EXPORTS = {
     "morningstar.data.validation": [
         "ALLOWED_POLICIES", "Check", "DEFAULT_POLICIES", "Example", "Issue", "OutlierRule", "Policy",
         "PolicyMap", "Severity", "ValidationFailedError", "ValidationReport", "parse_policies",
-        "resolve_policies", "validate",
+        "parse_policy_items", "resolve_policies", "validate",
     ],
     "morningstar.exchange": [
         "EXCHANGE_DEFAULT_OPTIONS", "api_base", "make_exchange", "retry_after_s",

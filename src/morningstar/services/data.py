@@ -27,7 +27,14 @@ from morningstar.data.csv_import import (
 from morningstar.data.demo import demo_dataset, locate_demo_file
 from morningstar.data.parquet_store import DatasetInfo, OHLCVStore, WriteResult
 from morningstar.data.resample import ResampleResult, resample_ohlcv
-from morningstar.data.validation import Check, Policy, ValidationReport, resolve_policies, validate
+from morningstar.data.validation import (
+    Check,
+    Policy,
+    ValidationReport,
+    parse_policy_items,
+    resolve_policies,
+    validate,
+)
 from morningstar.errors import UserInputError
 from morningstar.store import Database
 from morningstar.store.repositories import (
@@ -41,8 +48,10 @@ __all__ = [
     "CheckOutcome",
     "DataService",
     "ImportOutcome",
-    "parse_policies",
+    "pair_arg",
+    "parse_policy_items",
     "resolve_calendar",
+    "timeframe_arg",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,27 +82,6 @@ class ImportOutcome:
     write: WriteResult
     import_id: int
     imported: ImportedCSV | None = None
-
-
-def parse_policies(items: Sequence[str]) -> dict[str, str]:
-    """Parse command-line ``["gap=warn", "outlier=drop"]`` into a raw ``{check: policy}`` mapping.
-
-    The mapping is checked at once (unknown check or policy → one-line error with a close match)
-    and merged over the config's ``data.policies`` by :class:`DataService`.
-
-    Raises:
-        UserInputError: malformed item, unknown check or a policy the check does not accept.
-    """
-    raw: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UserInputError(
-                f"bad policy {item!r}", hint="write CHECK=POLICY, e.g. --policy gap=warn"
-            )
-        raw[key.strip()] = value.strip()
-    resolve_policies(raw)
-    return raw
 
 
 def pair_arg(text: str) -> Pair:
@@ -239,20 +227,33 @@ class DataService:
         policies: Mapping[str, str] | None = None,
     ) -> CheckOutcome:
         """Read and validate a CSV file; nothing is stored. The report is recorded."""
-        imported = read_ohlcv_csv(path)
-        v, p, tf = self._identity(imported, venue, pair, timeframe)
-        cal = resolve_calendar(calendar or self.default_calendar, v, p)
-        _, report = validate(
-            imported.frame,
-            tf,
-            calendar=cal,
-            policies=self._policies(policies),
-            where=str(imported.path),
-            first_row=imported.first_data_line,
+        imported, v, p, tf, _, report = self._read_validate(
+            path, venue, pair, timeframe, calendar, policies
         )
         with self.db.session() as session:
             ValidationRepository(session).record(_validation_record(report, v, p, tf))
         return CheckOutcome(str(imported.path), v, p, tf, report, imported)
+
+    def _read_validate(
+        self,
+        path: str | Path,
+        venue: str | None,
+        pair: str | None,
+        timeframe: str | None,
+        calendar: str | None,
+        policies: Mapping[str, str] | None,
+    ) -> tuple[ImportedCSV, str | None, Pair | None, Timeframe, pd.DataFrame, ValidationReport]:
+        imported = read_ohlcv_csv(path)
+        v, p, tf = self._identity(imported, venue, pair, timeframe)
+        clean, report = validate(
+            imported.frame,
+            tf,
+            calendar=resolve_calendar(calendar or self.default_calendar, v, p),
+            policies=self._policies(policies),
+            where=str(imported.path),
+            first_row=imported.first_data_line,
+        )
+        return imported, v, p, tf, clean, report
 
     def check_stored(
         self,
@@ -295,23 +296,15 @@ class DataService:
             DataValidationError: a check whose policy is ``error`` failed (nothing is stored).
             UserInputError: venue / pair / timeframe cannot be told from the name or options.
         """
-        imported = read_ohlcv_csv(path)
-        v, p, tf = self._identity(imported, venue, pair, timeframe)
+        imported, v, p, tf, clean, report = self._read_validate(
+            path, venue, pair, timeframe, calendar, policies
+        )
         if v is None or p is None:
             raise UserInputError(
                 "cannot tell the venue and pair from the file name",
                 where=str(imported.path),
                 hint="pass --venue and --pair, or name the file VENUE_BASE_QUOTE-TF.csv",
             )
-        cal = resolve_calendar(calendar or self.default_calendar, v, p)
-        clean, report = validate(
-            imported.frame,
-            tf,
-            calendar=cal,
-            policies=self._policies(policies),
-            where=str(imported.path),
-            first_row=imported.first_data_line,
-        )
         return self._store_and_record(
             clean,
             report,

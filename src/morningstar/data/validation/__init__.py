@@ -52,7 +52,11 @@ from __future__ import annotations
 
 from morningstar.data.validation.engine import validate
 from morningstar.data.validation.outliers import OutlierRule
-from morningstar.data.validation.policies import parse_policies, resolve_policies
+from morningstar.data.validation.policies import (
+    parse_policies,
+    parse_policy_items,
+    resolve_policies,
+)
 from morningstar.data.validation.report import (
     ALLOWED_POLICIES,
     DEFAULT_POLICIES,
@@ -79,6 +83,7 @@ __all__ = [
     "ValidationFailedError",
     "ValidationReport",
     "parse_policies",
+    "parse_policy_items",
     "resolve_policies",
     "validate",
 ]

@@ -69,6 +69,18 @@ def parse_policies(items: Iterable[str]) -> dict[Check, Policy]:
     Raises:
         UserInputError: an item is not ``check=policy`` or names an unknown check or policy.
     """
+    return resolve_policies(parse_policy_items(items))
+
+
+def parse_policy_items(items: Iterable[str]) -> dict[str, str]:
+    """Parse ``["gap=ffill", "all=warn"]`` into a raw ``{check: policy}`` mapping, checked at once.
+
+    Keep the raw form to merge it over other raw mappings (e.g. the config's ``data.policies``)
+    before :func:`resolve_policies`.
+
+    Raises:
+        UserInputError: an item is not ``check=policy`` or names an unknown check or policy.
+    """
     raw: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -77,4 +89,5 @@ def parse_policies(items: Iterable[str]) -> dict[Check, Policy]:
                 f"bad policy {item!r}", hint="write CHECK=POLICY, e.g. gap=ffill or all=warn"
             )
         raw[key.strip()] = value.strip()
-    return resolve_policies(raw)
+    resolve_policies(raw)
+    return raw

@@ -445,8 +445,40 @@ def test_broken_bars_are_rejected_and_earlier_pages_kept(store: OHLCVStore, slee
                 download(ex, store, sleeps, page_limit=1000)
         finally:
             ex.close()
-    assert BARS.index[1200].isoformat() in str(info.value)
+    assert BARS.index[1200].strftime("%Y-%m-%dT%H:%M:%SZ") in str(info.value)
+    assert "--policy ohlc_inconsistent=drop" in assert_one_line(info.value)
     assert_same_bars(stored(store), BARS.iloc[:1000])
+    # the rerun with the suggested policy resumes after the stored bars and drops the broken one
+    with FakeBinance({(PAIR, TF): broken}) as server:
+        ex = make_exchange("binance", api_base_url=server.base_url)
+        try:
+            download(ex, store, sleeps, page_limit=1000, policies={"ohlc_inconsistent": "drop"})
+        finally:
+            ex.close()
+    assert_same_bars(stored(store), BARS.drop(BARS.index[1200]))
+
+
+def test_pages_are_buffered_and_flushed_on_interrupt(store: OHLCVStore, sleeps: Sleeps) -> None:
+    """Few store rewrites (buffered pages), and nothing fetched is lost when interrupted."""
+    with FakeBinance({(PAIR, TF): BARS}) as server:
+        ex = make_exchange("binance", api_base_url=server.base_url)
+        pages: list[int] = []
+
+        def stop_after_three(p: DownloadProgress) -> None:
+            pages.append(p.page)
+            if p.page == 3 and not p.done:
+                raise KeyboardInterrupt
+
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                download_ohlcv(
+                    ex, "binance", PAIR, TF, store, since=BARS.index[0], page_limit=500,
+                    retry=policy(sleeps), on_page=stop_after_three,
+                    flush_bars=10_000,
+                )  # fmt: skip
+        finally:
+            ex.close()
+    assert_same_bars(stored(store), BARS.iloc[:1500])  # 3 pages of 500, all flushed at once
 
 
 def test_wire_errors_are_translated(fake: FakeBinance, exchange: Any) -> None:

@@ -204,3 +204,72 @@ def test_infer_timeframe() -> None:
     )
     assert infer_timeframe(idx) == parse_timeframe("1h")
     assert infer_timeframe(idx[:1]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1704067200000,1,2,0.5,1.5,3\n,1,2,0.5,1.5,3\n", r"data row 2: missing time \(empty\)"),
+        ("1704067200000,1,2,0.5,1.5,3\n99999999999999999,1,2,0.5,1.5,3\n", "out of range"),
+        (
+            "20240101,1,2,0.5,1.5,3\n20240199,1,2,0.5,1.5,3\n",
+            "data row 2: unreadable date '20240199'",
+        ),
+        (
+            "2024-01-01T00:00:00Z,1,2,0.5,1.5,3\n2024-01-01T01:00:00Z,1,2,0.5,1.5,3,9\n",
+            "Expected 6 fields in line 3",
+        ),
+        ("11/01/2024,1,2,0.5,1.5,3\n12/01/2024,1,2,0.5,1.5,3\n", "ambiguous: no day above 12"),
+        (
+            "11/01/2024,1,2,0.5,1.5,3\n13/01/2024,1,2,0.5,1.5,3\n01/14/2024,1,2,0.5,1.5,3\n",
+            "mixes day/month",
+        ),
+    ],
+)
+def test_bad_times_are_refused_never_guessed(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, "timestamp,open,high,low,close,volume\n" + text)
+    with pytest.raises(DataFormatError, match=message):
+        read_ohlcv_csv(path)
+
+
+def test_slash_dates_use_one_order_for_the_whole_column(tmp_path: Path) -> None:
+    text = "date,open,high,low,close\n11/01/2024,1,2,0.5,1.5\n12/01/2024,1,2,0.5,1.5\n13/01/2024,1,2,0.5,1.5\n"
+    frame = read_ohlcv_csv(write(tmp_path, text)).frame
+    assert [ts.day for ts in frame.index] == [11, 12, 13]
+    assert {ts.month for ts in frame.index} == {1}
+
+
+def test_fractional_epoch_seconds_are_kept(tmp_path: Path) -> None:
+    text = "timestamp,open,high,low,close\n1704067200.5,1,2,0.5,1.5\n1704067201.25,1,2,0.5,1.5\n"
+    frame = read_ohlcv_csv(write(tmp_path, text)).frame
+    assert list(frame.index) == [
+        T0 + pd.Timedelta(milliseconds=500),
+        T0 + pd.Timedelta(milliseconds=1250),
+    ]
+
+
+def test_gzip_file(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "BINANCE_BTC_USDT-5m.csv.gz"
+    path.write_bytes(gzip.compress(LAYOUTS["iso"].encode()))
+    result = read_ohlcv_csv(path)
+    np.testing.assert_array_equal(result.frame.to_numpy(), EXPECTED)
+    assert parse_file_name(path)[0] == "binance"
+
+
+def test_row_numbers_of_a_newest_first_file_are_file_lines(tmp_path: Path) -> None:
+    from morningstar.data.validation import validate
+
+    text = LAYOUTS["reversed_cdd"].replace(
+        "1704067500000,2024-01-01 00:05:00,BTCUSDT,100.5,102,100,101.5",
+        "1704067500000,2024-01-01 00:05:00,BTCUSDT,100.5,99,100,101.5",  # high < low on line 4
+    )
+    imported = read_ohlcv_csv(write(tmp_path, text))
+    assert imported.line_numbers.tolist() == [5, 4, 3]
+    _, report = validate(
+        imported.frame, "5m", calendar="crypto", policies={"ohlc_inconsistent": "warn"},
+        row_numbers=imported.line_numbers,
+    )  # fmt: skip
+    issue = report.issue("ohlc_inconsistent")
+    assert issue is not None and issue.examples[0].row == 4

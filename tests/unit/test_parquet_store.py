@@ -132,7 +132,7 @@ def test_failed_write_leaves_previous_file_intact(
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match=r"cannot write market data \(disk full\)"):
         store.write("x", "A/B", "5m", bars(10, 10))
     monkeypatch.undo()
     assert len(store.load("x", "A/B", "5m")) == 10

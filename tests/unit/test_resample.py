@@ -86,3 +86,30 @@ def test_invariants(n: int, factor: int, drop: int) -> None:
         assert (out["high"] >= out[["open", "close"]].max(axis=1)).all()
         assert (out["low"] <= out[["open", "close"]].min(axis=1)).all()
         assert out.index.is_monotonic_increasing and out.index.is_unique
+
+
+def test_forex_daily_bars_follow_the_new_york_session() -> None:
+    """A 17:00 New York day: five sessions a week, no Sunday stubs, across a DST change."""
+    from morningstar.data.resample import SESSION_STARTS
+
+    # hourly bars Sunday 2024-03-03 22:00 UTC .. Friday 2024-03-15 21:00 UTC, weekend removed
+    idx = pd.date_range("2024-03-03 22:00", "2024-03-15 21:00", freq="1h", tz="UTC")
+    ny = idx.tz_convert("America/New_York")
+    weekend = (
+        ((ny.day_of_week == 4) & (ny.hour >= 17))
+        | (ny.day_of_week == 5)
+        | ((ny.day_of_week == 6) & (ny.hour < 17))
+    )
+    idx = idx[~weekend]
+    n = len(idx)
+    df = from_arrays(
+        idx.as_unit("ms").asi8, np.ones(n), np.ones(n) * 2, np.ones(n) * 0.5, np.ones(n), np.ones(n)
+    )
+    out = resample_ohlcv(df, H1, parse_timeframe("1d"), session_start=SESSION_STARTS["forex"])
+    assert out.bins == 10 and not out.dropped_unfinished
+    opens = out.frame.index.tz_convert("America/New_York")
+    assert all(t.hour == 17 for t in opens)  # every session opens at 17:00 New York
+    assert sorted({t.day_of_week for t in opens}) == [0, 1, 2, 3, 6]  # Sun..Thu evenings
+    # the US DST change on 2024-03-10 moves the session open from 22:00 to 21:00 UTC
+    assert out.frame.index[0].hour == 22 and out.frame.index[-1].hour == 21
+    assert (out.frame["volume"] == 24).all()  # the change falls in the weekend: 24-hour sessions

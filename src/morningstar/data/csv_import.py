@@ -22,6 +22,7 @@ Nothing is fixed silently: content checks are :mod:`morningstar.data.validation`
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import re
@@ -89,6 +90,12 @@ class ImportedCSV:
     first_data_line: int
     notes: tuple[str, ...] = field(default_factory=tuple)
     reversed_order: bool = False
+
+    @property
+    def line_numbers(self) -> np.ndarray:
+        """The file line of each row of ``frame`` (descending for a newest-first file)."""
+        lines = np.arange(self.first_data_line, self.first_data_line + len(self.frame), dtype=np.int64)
+        return lines[::-1].copy() if self.reversed_order else lines
 
 
 def parse_file_name(path: str | Path) -> tuple[str | None, Pair | None, Timeframe | None]:
@@ -171,73 +178,113 @@ def _find(columns: dict[str, str], aliases: tuple[str, ...]) -> str | None:
     return None
 
 
+_EPOCH_MAX_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01
+_TIME_SUFFIX = (
+    (re.compile(r"^\d{1,2}:\d{2}:\d{2}\.\d+$"), "%H:%M:%S.%f"),
+    (re.compile(r"^\d{1,2}:\d{2}:\d{2}$"), "%H:%M:%S"),
+    (re.compile(r"^\d{1,2}:\d{2}$"), "%H:%M"),
+)
+
+
+def _bad_time(path: Path, column: str, row: int, value: object, why: str) -> DataFormatError:
+    shown = "(empty)" if value is None or (isinstance(value, float) and np.isnan(value)) else (
+        repr(str(value))
+    )  # fmt: skip
+    return DataFormatError(
+        f"{why} {shown} in column {column!r}",
+        where=f"{path}, data row {row}",
+        hint="use ISO-8601 (2024-01-31T00:00:00Z), epoch seconds/ms, or dd.mm.yyyy HH:MM:SS",
+    )
+
+
+def _parse_epochs(values: pd.Series, path: Path, column: str) -> tuple[pd.DatetimeIndex, str]:
+    nums = values.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(nums)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise _bad_time(path, column, row + 1, values.iloc[row], "missing time")
+    magnitude = float(np.median(np.abs(nums)))
+    if 19_000_101 <= magnitude <= 21_001_231:  # yyyymmdd integers
+        text = values.astype("int64").astype(str)
+        parsed = pd.to_datetime(text, format="%Y%m%d", utc=True, errors="coerce")
+        if parsed.isna().any():
+            row = int(np.argmax(parsed.isna().to_numpy()))
+            raise _bad_time(path, column, row + 1, text.iloc[row], "unreadable date")
+        return pd.DatetimeIndex(parsed), "date_int"
+    units = (("ns", 1e17, 1), ("us", 1e14, 1_000), ("ms", 1e11, 1_000_000), ("s", 1e8, 10**9))
+    for unit, floor, to_ns in units:
+        if magnitude > floor:
+            break
+    else:
+        raise DataFormatError(
+            f"time column {column!r} holds numbers ({magnitude:g}) that are not epoch times",
+            where=str(path),
+            hint="use epoch seconds/milliseconds or ISO-8601 times",
+        )
+    scaled = nums * to_ns
+    out_of_range = (scaled <= 0) | (scaled >= _EPOCH_MAX_NS)
+    if out_of_range.any():
+        row = int(np.argmax(out_of_range))
+        raise _bad_time(
+            path, column, row + 1, values.iloc[row], f"epoch time in {unit} out of range (1970-2100):"
+        )
+    whole = np.floor(nums)
+    # whole units exactly in int64, the fraction (if any) rounded to the nanosecond
+    ns = whole.astype(np.int64) * to_ns + np.round((nums - whole) * to_ns).astype(np.int64)
+    idx = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+    return idx, f"epoch_{unit}"
+
+
+def _slash_order(text: pd.Series, path: Path, column: str) -> str:
+    """``%d/%m/%Y`` or ``%m/%d/%Y``, decided from the whole column (never per value)."""
+    parts = text.str.extract(r"^(\d{1,2})/(\d{1,2})/")
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = pd.to_numeric(parts[1], errors="coerce")
+    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+    if day_first and month_first:
+        raise DataFormatError(
+            f"column {column!r} mixes day/month and month/day dates",
+            where=str(path),
+            hint="export the file with ISO-8601 dates (2024-01-31)",
+        )
+    if not day_first and not month_first:
+        raise DataFormatError(
+            f"dates in column {column!r} are ambiguous: no day above 12 tells day/month order",
+            where=str(path),
+            hint="export the file with ISO-8601 dates (2024-01-31)",
+        )
+    return "%d/%m/%Y" if day_first else "%m/%d/%Y"
+
+
 def _parse_times(values: pd.Series, path: Path, column: str) -> tuple[pd.DatetimeIndex, str]:
-    """Parse a time column; returns the UTC index and the layout name."""
+    """Parse a time column with ONE format for every row; returns the UTC index and the layout."""
     if pd.api.types.is_numeric_dtype(values):
-        nums = values.to_numpy(dtype=np.float64)
-        finite = nums[np.isfinite(nums)]
-        if finite.size == 0:
-            raise DataFormatError(f"time column {column!r} is empty", where=str(path))
-        magnitude = float(np.median(np.abs(finite)))
-        if magnitude > 1e17:
-            unit = "ns"
-        elif magnitude > 1e14:
-            unit = "us"
-        elif magnitude > 1e11:
-            unit = "ms"
-        elif magnitude > 1e8:
-            unit = "s"
-        elif 19_000_101 <= magnitude <= 21_001_231:  # yyyymmdd integers
-            idx = pd.DatetimeIndex(
-                pd.to_datetime(values.astype("int64").astype(str), format="%Y%m%d", utc=True)
-            )
-            return idx, "date_int"
-        else:
-            raise DataFormatError(
-                f"time column {column!r} holds numbers ({magnitude:g}) that are not epoch times",
-                where=str(path),
-                hint="use epoch seconds/milliseconds or ISO-8601 times",
-            )
-        to_ns = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}[unit]
-        ns = values.to_numpy(dtype=np.int64) * to_ns
-        idx = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
-        return idx, f"epoch_{unit}"
+        return _parse_epochs(values, path, column)
     text = values.astype(str).str.strip()
     head = text.iloc[0] if len(text) else ""
-    layout = "iso"
-    fmt: str | None = "ISO8601"
-    dayfirst = False
     if re.match(r"^\d{2}\.\d{2}\.\d{4}", head):
-        layout, fmt, dayfirst = "dayfirst", None, True
+        layout, date_fmt = "dayfirst", "%d.%m.%Y"
     elif re.match(r"^\d{4}\.\d{2}\.\d{2}", head):
-        layout, fmt = "dotted", None
+        layout, date_fmt = "dotted", "%Y.%m.%d"
     elif re.match(r"^\d{1,2}/\d{1,2}/\d{4}", head):
-        layout, fmt = "us_slash", None
-    try:
-        if fmt is None:
-            parsed = pd.to_datetime(text, dayfirst=dayfirst, utc=True, format="mixed")
-        else:
-            parsed = pd.to_datetime(text, format=fmt, utc=True)
-    except (ValueError, TypeError) as exc:
-        bad_row = _first_bad_time(text, fmt, dayfirst)
-        raise DataFormatError(
-            f"unreadable time {bad_row[1]!r} in column {column!r}",
-            where=f"{path}, data row {bad_row[0]}",
-            hint="use ISO-8601 (2024-01-31T00:00:00Z), epoch seconds/ms, or dd.mm.yyyy HH:MM:SS",
-        ) from exc
+        date_fmt = _slash_order(text, path, column)
+        layout = "dayfirst_slash" if date_fmt.startswith("%d") else "monthfirst_slash"
+    else:
+        layout, date_fmt = "iso", ""
+    if date_fmt:
+        rest = head.split(" ", 1)[1].strip() if " " in head else ""
+        suffix = next((f for pattern, f in _TIME_SUFFIX if pattern.match(rest)), None)
+        if rest and suffix is None:
+            raise _bad_time(path, column, 1, head, "unreadable time")
+        fmt = f"{date_fmt} {suffix}" if suffix else date_fmt
+    else:
+        fmt = "ISO8601"
+    parsed = pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise _bad_time(path, column, row + 1, text.iloc[row], "unreadable time")
     return pd.DatetimeIndex(parsed), layout
-
-
-def _first_bad_time(text: pd.Series, fmt: str | None, dayfirst: bool) -> tuple[int, str]:
-    for i, value in enumerate(text.tolist(), start=1):
-        try:
-            if fmt is None:
-                pd.to_datetime(value, dayfirst=dayfirst, utc=True)
-            else:
-                pd.to_datetime(value, format=fmt, utc=True)
-        except (ValueError, TypeError):
-            return i, value
-    return 0, ""
 
 
 def read_ohlcv_csv(path: str | Path) -> ImportedCSV:
@@ -249,6 +296,10 @@ def read_ohlcv_csv(path: str | Path) -> ImportedCSV:
     p = Path(path)
     try:
         raw = p.read_bytes()
+        if p.name.lower().endswith(".gz"):
+            raw = gzip.decompress(raw)
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise DataFormatError(f"not a readable gzip file ({exc})", where=str(p)) from exc
     except FileNotFoundError as exc:
         raise DataFormatError("file not found", where=str(p)) from exc
     except OSError as exc:
@@ -263,6 +314,7 @@ def read_ohlcv_csv(path: str | Path) -> ImportedCSV:
             sep=delimiter,
             skiprows=skip,
             header=0 if has_header else None,
+            index_col=False,
             skipinitialspace=True,
             encoding="utf-8-sig",
         )

@@ -35,7 +35,8 @@ import contextlib
 import difflib
 import logging
 import math
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,9 +59,9 @@ from morningstar.core.timeframe import Timeframe, parse_timeframe
 from morningstar.core.types import Pair, parse_pair
 from morningstar.data.ohlcv import from_arrays
 from morningstar.data.parquet_store import OHLCVStore
+from morningstar.data.validation import ValidationFailedError, resolve_policies, validate
 from morningstar.errors import (
     BadSymbolError,
-    DataValidationError,
     ExchangeError,
     RateLimitedError,
     TemporaryError,
@@ -204,6 +205,9 @@ def download_ohlcv(
     retry: RetryPolicy | None = None,
     now_ms: Callable[[], int] | None = None,
     on_page: Callable[[DownloadProgress], None] | None = None,
+    policies: Mapping[str, str] | None = None,
+    flush_bars: int = 20_000,
+    flush_seconds: float = 30.0,
 ) -> DownloadResult:
     """Download closed bars of ``pair`` at ``timeframe`` into ``store``, page by page.
 
@@ -217,8 +221,12 @@ def download_ohlcv(
       ``since=0`` asks for the exchange's whole history.
 
     It stops at ``until`` (exclusive), at the still-open candle, or when the exchange returns no
-    bar at or after the requested start. Each page is validated and merged into the store before
-    the next request.
+    bar at or after the requested start. Each page is validated (``policies``, as for imports)
+    as it arrives; validated pages are buffered and merged into the store every ``flush_bars``
+    bars (at least a tenth of the stored file, so rewriting the file stays linear overall) or
+    every ``flush_seconds``, and always when the download stops for any reason (done,
+    ``KeyboardInterrupt``, an error that outlasted the retries): a rerun resumes right after the
+    last stored bar, with no gap and no duplicate. Only a hard kill can lose the buffer.
 
     Args:
         exchange: a ccxt exchange, typically from :func:`make_exchange`.
@@ -232,9 +240,13 @@ def download_ohlcv(
         page_limit: bars asked per request (exchanges may return fewer).
         retry: retry policy for temporary errors (default :class:`RetryPolicy`).
         now_ms: clock in epoch ms deciding which candle is still open (default: the host clock).
-        on_page: progress callback, called after each stored page and once more with
-            ``done=True``; exceptions it raises (e.g. ``KeyboardInterrupt``) stop the download
-            with every earlier page already stored.
+        on_page: progress callback, called after each page and once more with ``done=True``;
+            exceptions it raises (e.g. ``KeyboardInterrupt``) stop the download with every
+            earlier page stored.
+        policies: validation policies per check (``{"ohlc_inconsistent": "drop"}``); defaults
+            of :mod:`morningstar.data.validation` otherwise (bad values are errors).
+        flush_bars: minimum buffered bars before a merge into the store.
+        flush_seconds: merge at least this often while downloading.
 
     Returns:
         A :class:`DownloadResult`.
@@ -254,6 +266,8 @@ def download_ohlcv(
         raise UserInputError(f"page_limit must be at least 1, got {page_limit}", where="page_limit")
     the_pair = _parse_pair(pair)
     symbol = str(the_pair)
+    since_ms, until_ms = _to_ms(since, "since"), _to_ms(until, "until")
+    resolve_policies(policies)  # bad policy names fail before any network call
     retries = 0
 
     def on_retry(attempt: int, err: TemporaryError, wait: float) -> None:
@@ -275,7 +289,6 @@ def download_ohlcv(
             where=f"exchange {exchange.id}",
             hint="download from another exchange",
         )
-    since_ms, until_ms = _to_ms(since, "since"), _to_ms(until, "until")
     now0 = clock()
     start = _start_ms(store, venue, the_pair, tf, since_ms, full=full, now=now0)
     target = until_ms if until_ms is not None else now0
@@ -286,6 +299,23 @@ def download_ohlcv(
     first_ms: int | None = None
     last_ms: int | None = None
     cursor = start
+    buffer: list[pd.DataFrame] = []
+    buffered = 0
+    stored_rows = store.info(venue, the_pair, tf).rows if store.exists(venue, the_pair, tf) else 0
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        nonlocal added, buffered, stored_rows, last_flush
+        if buffer:
+            frame = pd.concat(buffer) if len(buffer) > 1 else buffer[0]
+            written = store.write(
+                venue, the_pair, tf, frame, metadata={"source": f"ccxt:{exchange.id}"}
+            )
+            added += written.rows_added
+            stored_rows = written.rows_after
+            buffer.clear()
+            buffered = 0
+        last_flush = time.monotonic()
 
     def progress(done: bool = False) -> DownloadProgress:
         return DownloadProgress(
@@ -293,7 +323,7 @@ def download_ohlcv(
             timeframe=str(tf),
             page=pages,
             bars_fetched=fetched,
-            bars_added=added,
+            bars_added=added + buffered,
             last_bar=None if last_ms is None else _ts(last_ms),
             start=_ts(start),
             target_end=_ts(target),
@@ -301,45 +331,53 @@ def download_ohlcv(
             done=done,
         )
 
-    while True:
-        now = clock()
-        horizon = now if until_ms is None else min(until_ms, now)
-        if cursor >= horizon or cursor + tf.ms > now:
-            break
-        limit = max(1, min(page_limit, math.ceil((horizon - cursor) / tf.ms)))
-        since_arg = cursor
+    try:
+        while True:
+            now = clock()
+            horizon = now if until_ms is None else min(until_ms, now)
+            if cursor >= horizon or cursor + tf.ms > now:
+                break
+            limit = max(1, min(page_limit, math.ceil((horizon - cursor) / tf.ms)))
+            since_arg = cursor
 
-        def fetch(since_arg: int = since_arg, limit: int = limit) -> list[list[Any]]:
-            return list(exchange.fetch_ohlcv(symbol, tf_text, since=since_arg, limit=limit) or [])
+            def fetch(since_arg: int = since_arg, limit: int = limit) -> list[list[Any]]:
+                return list(
+                    exchange.fetch_ohlcv(symbol, tf_text, since=since_arg, limit=limit) or []
+                )
 
-        raw = _call(
-            exchange,
-            fetch,
-            policy,
-            action=f"fetching {symbol} {tf_text} from {_ts(cursor):%Y-%m-%d %H:%M}",
-            on_retry=on_retry,
-        )
-        rows = _rows_in_range(raw, cursor, until_ms, exchange.id)
-        if not rows:
-            log.debug("%s returned no bar at or after %s: done", exchange.id, cursor)
-            break
-        closed = [r for r in rows if r[0] + tf.ms <= now]
-        if closed:
-            frame = _page_frame(closed, exchange.id, symbol, tf_text)
-            written = store.write(
-                venue, the_pair, tf, frame, metadata={"source": f"ccxt:{exchange.id}"}
+            raw = _call(
+                exchange,
+                fetch,
+                policy,
+                action=f"fetching {symbol} {tf_text} from {_ts(cursor):%Y-%m-%d %H:%M}",
+                on_retry=on_retry,
             )
-            pages += 1
-            fetched += len(closed)
-            added += written.rows_added
-            first_ms = closed[0][0] if first_ms is None else first_ms
-            last_ms = closed[-1][0]
-            log.debug("page %d: %d bars up to %s", pages, len(closed), _ts(last_ms))
-            if on_page is not None:
-                on_page(progress())
-        if len(closed) < len(rows):  # reached the still-open candle
-            break
-        cursor = rows[-1][0] + tf.ms
+            rows = _rows_in_range(raw, cursor, until_ms, exchange.id)
+            if not rows:
+                log.debug("%s returned no bar at or after %s: done", exchange.id, cursor)
+                break
+            closed = [r for r in rows if r[0] + tf.ms <= now]
+            if closed:
+                frame = _page_frame(closed, exchange.id, symbol, tf, policies)
+                buffer.append(frame)
+                buffered += len(frame)
+                pages += 1
+                fetched += len(closed)
+                first_ms = closed[0][0] if first_ms is None else first_ms
+                last_ms = closed[-1][0]
+                log.debug("page %d: %d bars up to %s", pages, len(closed), _ts(last_ms))
+                if (
+                    buffered >= max(flush_bars, stored_rows // 10)
+                    or time.monotonic() - last_flush >= flush_seconds
+                ):
+                    flush()
+                if on_page is not None:
+                    on_page(progress())
+            if len(closed) < len(rows):  # reached the still-open candle
+                break
+            cursor = rows[-1][0] + tf.ms
+    finally:
+        flush()
 
     if on_page is not None:
         on_page(progress(done=True))
@@ -484,30 +522,29 @@ def _rows_in_range(
     return [by_time[t] for t in sorted(by_time)]
 
 
-def _page_frame(rows: list[list[Any]], eid: str, symbol: str, tf: str) -> pd.DataFrame:
-    """Build and check one page against the OHLCV contract."""
+def _page_frame(
+    rows: list[list[Any]],
+    eid: str,
+    symbol: str,
+    tf: Timeframe,
+    policies: Mapping[str, str] | None,
+) -> pd.DataFrame:
+    """Build one page and validate it with the user's policies (bad bars are errors by default)."""
     cols = list(zip(*rows, strict=True))
     ts = np.asarray(cols[0], dtype=np.int64)
     vals = [np.asarray([np.nan if x is None else x for x in c], dtype=np.float64) for c in cols[1:]]
     frame = from_arrays(ts, *vals)
-    o, h, low, c, v = (frame[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
-    problems = {
-        "missing or infinite value": ~np.isfinite(frame.to_numpy()).all(axis=1),
-        "high below open/close/low": h < np.maximum(np.maximum(o, c), low),
-        "low above open/close": low > np.minimum(o, c),
-        "price <= 0": np.minimum(np.minimum(o, c), low) <= 0,
-        "negative volume": v < 0,
-    }
-    for what, bad in problems.items():
-        if bad.any():
-            first = frame.index[int(np.argmax(bad))]
-            raise DataValidationError(
-                f"{int(bad.sum())} bar(s) from {eid} break the OHLCV contract "
-                f"({what}, first at {first.isoformat()})",
-                where=f"{eid} {symbol} {tf}",
-                hint="the exchange sent inconsistent bars; download around them (until/since)",
-            )
-    return frame
+    where = f"{eid} {symbol} {tf}"
+    try:
+        clean, _report = validate(frame, tf, calendar="crypto", policies=policies, where=where)
+    except ValidationFailedError as exc:
+        raise ValidationFailedError(
+            f"{exc.message}; the bars before it are stored",
+            report=exc.report,
+            hint="rerun with --policy CHECK=drop (or warn) to store the rest, e.g. "
+            "--policy ohlc_inconsistent=drop",
+        ) from None
+    return clean
 
 
 # --------------------------------------------------------------------------- rich progress

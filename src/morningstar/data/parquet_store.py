@@ -250,19 +250,28 @@ class OHLCVStore:
                 where=str(path),
                 hint="validate the data first (`morningstar data check`) with policy drop",
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(path):
-            old = self._read_all(path) if path.exists() and not replace else empty_ohlcv()
-            rows_before = len(old)
-            if rows_before:
-                overlap = int(old.index.isin(new.index).sum())
-                merged = pd.concat([old[~old.index.isin(new.index)], new])
-            else:
-                overlap = 0
-                merged = new
-            if not merged.index.is_monotonic_increasing:
-                merged = merged.sort_index(kind="stable")
-            self._atomic_write(path, merged, venue, pair, timeframe, metadata)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with _file_lock(path):
+                old = self._read_all(path) if path.exists() and not replace else empty_ohlcv()
+                rows_before = len(old)
+                if rows_before == 0:
+                    overlap, merged = 0, new
+                elif len(new) == 0 or new.index[0] > old.index[-1]:  # plain append: no overlap
+                    overlap, merged = 0, pd.concat([old, new])
+                else:
+                    in_new = old.index.isin(new.index)
+                    overlap = int(in_new.sum())
+                    merged = pd.concat([old[~in_new], new])
+                if not merged.index.is_monotonic_increasing:
+                    merged = merged.sort_index(kind="stable")
+                self._atomic_write(path, merged, venue, pair, timeframe, metadata)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write market data ({exc.strerror or exc})",
+                where=str(path),
+                hint="check that data.dir is writable and the disk is not full",
+            ) from exc
         return WriteResult(
             path=path,
             rows_before=rows_before,

@@ -8,6 +8,11 @@ its bin's OPEN time (the OHLCV contract), never with the time of the first sourc
 A bin with missing source bars (an outage, a weekend, a session end) is still emitted from the bars
 it has, and counted as *partial* in the result; only the trailing bin that is not finished yet (its
 end lies after the end of the last source bar) is dropped, since its values would still change.
+
+Daily bars of markets whose trading day does not start at midnight UTC take a ``session_start``:
+for forex and CME futures the day starts at 17:00 New York time (DST-aware), so a daily bar covers
+one trading session and carries that session's open time (21:00 or 22:00 UTC the day before) —
+no Sunday stub bars made of a few hours.
 """
 
 from __future__ import annotations
@@ -36,13 +41,39 @@ class ResampleResult:
     dropped_unfinished: bool
 
 
-def resample_ohlcv(frame: pd.DataFrame, source: Timeframe, target: Timeframe) -> ResampleResult:
+#: Trading-day start per calendar: (time zone, minutes after local midnight).
+SESSION_STARTS: dict[str, tuple[str, int]] = {
+    "forex": ("America/New_York", 17 * 60),
+    "cme": ("America/New_York", 17 * 60),
+}
+
+
+def _session_bins(ts: np.ndarray, tz: str, minutes: int) -> tuple[np.ndarray, int]:
+    """Open time (UTC ns) of the trading session of each bar, and the end of the last session."""
+    local = pd.DatetimeIndex(ts.view("datetime64[ns]")).tz_localize("UTC").tz_convert(tz)
+    naive = local.tz_localize(None)
+    offset = pd.Timedelta(minutes=minutes)
+    opens = (naive - offset).normalize() + offset
+    bins = opens.tz_localize(tz).tz_convert("UTC").asi8
+    last_end = (opens[-1:] + pd.Timedelta(days=1)).tz_localize(tz).tz_convert("UTC").asi8[0]
+    return np.asarray(bins, dtype=np.int64), int(last_end)
+
+
+def resample_ohlcv(
+    frame: pd.DataFrame,
+    source: Timeframe,
+    target: Timeframe,
+    *,
+    session_start: tuple[str, int] | None = None,
+) -> ResampleResult:
     """Aggregate bars of ``source`` timeframe into bars of ``target`` timeframe.
 
     Args:
         frame: valid bars (strictly increasing timestamps, see the validation module).
         source: timeframe of ``frame``.
         target: a whole multiple of ``source``.
+        session_start: for a ``1d`` target, the trading day's start as (time zone, minutes after
+            local midnight), e.g. :data:`SESSION_STARTS` ``["forex"]``; None = 00:00 UTC.
 
     Raises:
         UserInputError: ``target`` is not a multiple of ``source`` or not larger, or the input is
@@ -62,9 +93,14 @@ def resample_ohlcv(frame: pd.DataFrame, source: Timeframe, target: Timeframe) ->
             "bars are not strictly increasing",
             hint="validate the data first (`morningstar data check`) and drop duplicates",
         )
-    origin = _WEEK_ORIGIN_NS if target.seconds % 604_800 == 0 else 0
-    step = target.ns
-    bin_id = (ts - origin) // step
+    if session_start is not None and target.seconds == 86_400:
+        bin_open_all, last_end = _session_bins(ts, *session_start)
+        bin_id = bin_open_all
+    else:
+        origin = _WEEK_ORIGIN_NS if target.seconds % 604_800 == 0 else 0
+        bin_id = (ts - origin) // target.ns
+        bin_open_all = bin_id * target.ns + origin
+        last_end = int(bin_open_all[-1] + target.ns)
     starts = np.flatnonzero(np.r_[True, bin_id[1:] != bin_id[:-1]])
     ends = np.r_[starts[1:], len(ts)] - 1
     open_ = df["open"].to_numpy()[starts]
@@ -72,12 +108,12 @@ def resample_ohlcv(frame: pd.DataFrame, source: Timeframe, target: Timeframe) ->
     low = np.minimum.reduceat(df["low"].to_numpy(), starts)
     close = df["close"].to_numpy()[ends]
     volume = np.add.reduceat(df["volume"].to_numpy(), starts)
-    bin_open = bin_id[starts] * step + origin
+    bin_open = bin_open_all[starts]
     counts = ends - starts + 1
     expected = target.seconds // source.seconds
     dropped = False
     last_source_end = ts[-1] + source.ns
-    if bin_open[-1] + step > last_source_end:
+    if last_end > last_source_end:
         keep = slice(0, len(starts) - 1)
         dropped = True
     else:

@@ -26,7 +26,7 @@ from morningstar.data.csv_import import (
 )
 from morningstar.data.demo import demo_dataset, locate_demo_file
 from morningstar.data.parquet_store import DatasetInfo, OHLCVStore, WriteResult
-from morningstar.data.resample import ResampleResult, resample_ohlcv
+from morningstar.data.resample import SESSION_STARTS, ResampleResult, resample_ohlcv
 from morningstar.data.validation import (
     Check,
     Policy,
@@ -100,10 +100,24 @@ def timeframe_arg(text: str) -> Timeframe:
         raise UserInputError(str(exc)) from None
 
 
+CALENDARS = ("auto", "crypto", "forex", "cme", "equity")
+
+
 def resolve_calendar(calendar: str, venue: str | None, pair: Pair | None) -> str:
-    """``auto`` → the calendar guessed from venue and pair; otherwise ``calendar`` itself."""
-    if calendar != "auto":
-        return calendar
+    """``auto`` → the calendar guessed from venue and pair; otherwise ``calendar`` itself.
+
+    Raises:
+        UserInputError: an unknown calendar name (with a close match).
+    """
+    name = calendar.strip().lower()
+    if name not in CALENDARS:
+        import difflib
+
+        close = difflib.get_close_matches(name, CALENDARS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(CALENDARS)}"
+        raise UserInputError(f"unknown calendar {calendar!r}", hint=hint)
+    if name != "auto":
+        return name
     return str(guess_calendar(venue=venue, symbol=str(pair) if pair else None))
 
 
@@ -161,6 +175,7 @@ class DataService:
         resolve_policies(self.default_policies)
         self.default_calendar = default_calendar
         self.run_id = run_id
+        self._replaced: set[tuple[str, str, str]] = set()
 
     # ------------------------------------------------------------------ helpers
     def _policies(self, overrides: Mapping[str, str] | None) -> dict[Check, Policy]:
@@ -251,7 +266,7 @@ class DataService:
             calendar=resolve_calendar(calendar or self.default_calendar, v, p),
             policies=self._policies(policies),
             where=str(imported.path),
-            first_row=imported.first_data_line,
+            row_numbers=imported.line_numbers,
         )
         return imported, v, p, tf, clean, report
 
@@ -348,8 +363,14 @@ class DataService:
         replace: bool = False,
         imported: ImportedCSV | None = None,
     ) -> ImportOutcome:
+        # --replace clears a dataset once per service (= per command run), then later files of
+        # the same dataset in that run merge into it instead of replacing each other.
+        key = (venue, str(pair), str(timeframe))
+        replace_now = replace and key not in self._replaced
+        if replace:
+            self._replaced.add(key)
         write = self.store.write(
-            venue, pair, timeframe, frame, replace=replace, metadata={"source": source}
+            venue, pair, timeframe, frame, replace=replace_now, metadata={"source": source}
         )
         with self.db.session() as session:
             import_id = DataImportRepository(session).record(
@@ -392,18 +413,26 @@ class DataService:
         return self.store.load(venue, pair, timeframe, start, end)
 
     def resample(
-        self, venue: str, pair: str, source: str, target: str
+        self,
+        venue: str,
+        pair: str,
+        source: str,
+        target: str,
+        *,
+        policies: Mapping[str, str] | None = None,
+        replace: bool = False,
     ) -> tuple[ResampleResult, ImportOutcome]:
-        """Resample a stored dataset and store the result next to it (validated, recorded)."""
+        """Resample a stored dataset and merge the result into the target dataset (validated,
+        recorded); ``replace`` replaces the target dataset instead."""
         p, src, dst = pair_arg(pair), timeframe_arg(source), timeframe_arg(target)
         frame = self.store.load(venue, p, src)
-        result = resample_ohlcv(frame, src, dst)
         cal = resolve_calendar(self.default_calendar, venue, p)
+        result = resample_ohlcv(frame, src, dst, session_start=SESSION_STARTS.get(cal))
         clean, report = validate(
             result.frame,
             dst,
             calendar=cal,
-            policies=self._policies(None),
+            policies=self._policies(policies),
             where=f"{self.store.path(venue, p, src)} resampled to {dst}",
         )
         outcome = self._store_and_record(
@@ -416,7 +445,7 @@ class DataService:
             kind="resample",
             rows_read=len(frame),
             sha256=None,
-            replace=True,
+            replace=replace,
         )
         return result, outcome
 

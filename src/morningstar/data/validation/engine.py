@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from morningstar.core.timeframe import Timeframe, parse_timeframe
@@ -61,8 +62,10 @@ class _Run:
         max_examples: int,
         rule: OutlierRule,
         first_row: int,
+        row_numbers: npt.NDArray[np.int64] | None = None,
     ) -> None:
         self.first_row = first_row
+        self.row_numbers = row_numbers
         self.w = _Work(frame)
         self.tf = timeframe
         self.calendar = calendar
@@ -79,7 +82,11 @@ class _Run:
 
     def row(self, pos: int | np.integer) -> int | None:
         """Source row number of working position ``pos`` (None for inserted bars)."""
-        return int(pos) + self.first_row if pos >= 0 else None
+        if pos < 0:
+            return None
+        if self.row_numbers is not None:
+            return int(self.row_numbers[pos])
+        return int(pos) + self.first_row
 
     def add(
         self,
@@ -452,6 +459,7 @@ def validate(
     first_row: int = 1,
     max_examples: int = 5,
     outlier_rule: OutlierRule | None = None,
+    row_numbers: npt.NDArray[np.int64] | None = None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Check a bar frame and apply the chosen policies.
 
@@ -466,6 +474,8 @@ def validate(
             a CSV's first data line, e.g. 2 after a header, to report file line numbers).
         max_examples: examples kept per issue.
         outlier_rule: outlier thresholds (default :class:`OutlierRule`).
+        row_numbers: the source row number of every input row (overrides ``first_row``; e.g.
+            the file lines of a newest-first file read in reverse).
 
     Returns:
         The output frame (a new frame, contract-shaped, rows as the policies left them) and the
@@ -491,6 +501,7 @@ def validate(
         max_examples=max_examples,
         rule=outlier_rule or OutlierRule(),
         first_row=first_row,
+        row_numbers=None if row_numbers is None else np.asarray(row_numbers, dtype=np.int64),
     )
     run.order_step()
     run.duplicate_step()

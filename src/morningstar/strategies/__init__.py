@@ -1,0 +1,19 @@
+"""Strategies: typed, bounded parameters and vectorised, point-in-time signal functions (no I/O)."""
+
+from __future__ import annotations
+
+from morningstar.strategies.base import Bars, Param, ParamValue, Signals, Strategy, cross_above, cross_below
+from morningstar.strategies.registry import BUILTIN_STRATEGIES, available_strategies, load_strategy
+
+__all__ = [
+    "BUILTIN_STRATEGIES",
+    "Bars",
+    "Param",
+    "ParamValue",
+    "Signals",
+    "Strategy",
+    "available_strategies",
+    "cross_above",
+    "cross_below",
+    "load_strategy",
+]

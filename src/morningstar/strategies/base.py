@@ -1,0 +1,199 @@
+"""The strategy contract: typed, bounded parameters and a vectorised signal function.
+
+A strategy is a class with a ``name``, a tuple of :class:`Param` declarations and a pure
+``signals(bars, params)`` method that returns boolean arrays computed on each bar's CLOSE (the
+engine fills them at the next bar's open by default). Strategies never see future bars: every
+array value at index ``t`` may depend only on bars ``0..t`` (tested for each built-in strategy).
+
+The optimiser and the strategist agent read the declarations (type, default, bounds, step) to
+build search spaces; :meth:`Strategy.resolve` checks user parameters with one-line errors and a
+close-match hint for typos.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from morningstar.errors import StrategyError
+
+__all__ = ["Bars", "Param", "ParamValue", "Signals", "Strategy", "cross_above", "cross_below"]
+
+ParamValue = int | float | bool
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Bar arrays of one asset (float64, equal length, oldest first)."""
+
+    open: FloatArray
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
+    volume: FloatArray
+
+    def __post_init__(self) -> None:
+        n = len(self.close)
+        for name in ("open", "high", "low", "volume"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"bars.{name} has {len(getattr(self, name))} values, close has {n}")
+
+    def __len__(self) -> int:
+        return len(self.close)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared strategy parameter.
+
+    Args:
+        name: parameter name.
+        kind: ``int``, ``float`` or ``bool``.
+        default: value used when the user gives none.
+        low: inclusive lower bound (numbers).
+        high: inclusive upper bound (numbers).
+        step: grid step for sweeps (numbers; None = continuous for floats, 1 for ints).
+        doc: one-line description.
+    """
+
+    name: str
+    kind: Literal["int", "float", "bool"]
+    default: ParamValue
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    doc: str = ""
+
+    def check(self, value: object, strategy: str) -> ParamValue:
+        """Return ``value`` converted to this parameter's type, or raise a one-line StrategyError."""
+        where = f"{strategy}.{self.name}"
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
+                return value.lower() in {"true", "1", "yes"}
+            raise StrategyError(f"{value!r} is not a boolean", where=where, hint="use true or false")
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise StrategyError(
+                f"{value!r} is not a number", where=where, hint=f"use a {self.kind} such as {self.default}"
+            ) from None
+        if self.kind == "int":
+            if not number.is_integer():
+                raise StrategyError(f"{value!r} is not a whole number", where=where)
+            number = int(number)
+        if self.low is not None and number < self.low:
+            raise StrategyError(f"{_fmt(number)} is not >= {_fmt(self.low)}", where=where)
+        if self.high is not None and number > self.high:
+            raise StrategyError(f"{_fmt(number)} is not <= {_fmt(self.high)}", where=where)
+        return number
+
+    def grid(self) -> list[ParamValue]:
+        """Every value of the declared grid (bounds inclusive)."""
+        if self.kind == "bool":
+            return [False, True]
+        if self.low is None or self.high is None:
+            return [self.default]
+        step = self.step if self.step is not None else (1.0 if self.kind == "int" else None)
+        if step is None:
+            raise StrategyError(f"{self.name} is continuous: give a step to build a grid")
+        values = np.arange(self.low, self.high + step / 2, step)
+        return [int(round(v)) if self.kind == "int" else float(v) for v in values]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Signals computed on each bar's close (boolean arrays of the bars' length).
+
+    ``stop_distance`` / ``target_distance`` are optional per-bar price distances (e.g. an ATR
+    multiple) read at the signal bar, for the engine's stop-loss and take-profit.
+    """
+
+    long_entries: BoolArray
+    long_exits: BoolArray
+    short_entries: BoolArray | None = None
+    short_exits: BoolArray | None = None
+    stop_distance: FloatArray | None = None
+    target_distance: FloatArray | None = None
+    indicators: dict[str, FloatArray] = field(default_factory=dict)
+
+
+class Strategy:
+    """Base class of strategies. Subclasses set ``name``, ``params`` and implement ``signals``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """Declared parameter names, in order."""
+        return [p.name for p in cls.params]
+
+    @classmethod
+    def defaults(cls) -> dict[str, ParamValue]:
+        """Default value of every parameter."""
+        return {p.name: p.default for p in cls.params}
+
+    @classmethod
+    def resolve(cls, params: Mapping[str, object] | None = None) -> dict[str, ParamValue]:
+        """Defaults overridden by ``params``, type-checked and bound-checked.
+
+        Raises:
+            StrategyError: an unknown name (with a close match), a bad type, a value out of bounds,
+                or a violated relation between parameters (see :meth:`check_relations`).
+        """
+        declared = {p.name: p for p in cls.params}
+        out = cls.defaults()
+        for key, value in (params or {}).items():
+            spec = declared.get(key)
+            if spec is None:
+                close = difflib.get_close_matches(key, list(declared), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else (
+                    f"parameters: {', '.join(declared) or 'none'}"
+                )  # fmt: skip
+                raise StrategyError(f"unknown parameter {key!r}", where=cls.name, hint=hint)
+            out[key] = spec.check(value, cls.name)
+        cls.check_relations(out)
+        return out
+
+    @classmethod
+    def check_relations(cls, params: Mapping[str, ParamValue]) -> None:
+        """Check constraints between parameters (e.g. fast < slow); raise StrategyError."""
+
+    def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
+        """Compute the signals on each bar's close. Must be point-in-time."""
+        raise NotImplementedError
+
+
+def cross_above(a: FloatArray, b: FloatArray) -> BoolArray:
+    """True at ``t`` when ``a`` crosses above ``b``: ``a[t] > b[t]`` and ``a[t-1] <= b[t-1]``.
+
+    NaN on either side at ``t`` or ``t-1`` gives False.
+    """
+    out = np.zeros(len(a), dtype=np.bool_)
+    if len(a) > 1:
+        with np.errstate(invalid="ignore"):
+            out[1:] = (a[1:] > b[1:]) & (a[:-1] <= b[:-1])
+    return out
+
+
+def cross_below(a: FloatArray, b: FloatArray) -> BoolArray:
+    """True at ``t`` when ``a`` crosses below ``b``: ``a[t] < b[t]`` and ``a[t-1] >= b[t-1]``."""
+    out = np.zeros(len(a), dtype=np.bool_)
+    if len(a) > 1:
+        with np.errstate(invalid="ignore"):
+            out[1:] = (a[1:] < b[1:]) & (a[:-1] >= b[:-1])
+    return out

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("MORNINGSTAR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("MORNINGSTAR_TEST_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
+)
 PG_HOST = os.environ.get("MORNINGSTAR_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("MORNINGSTAR_TEST_PG_PORT", "5432"))
 PG_DB = os.environ.get("MORNINGSTAR_TEST_PG_DB", "test")

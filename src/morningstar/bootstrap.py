@@ -13,6 +13,7 @@ from pathlib import Path
 
 from morningstar.config import Settings, iter_secrets, load_settings
 from morningstar.data.parquet_store import OHLCVStore
+from morningstar.errors import ConfigError
 from morningstar.logs import setup_logging
 from morningstar.store import Database, open_database
 
@@ -65,11 +66,19 @@ def build_app(
         ConfigError: the configuration is invalid.
     """
     settings = load_settings(config_path)
-    setup_logging(
-        level=console_level or settings.logging.level,
-        file=settings.log_file if log_to_file else None,
-        file_level=settings.logging.file_level,
-        secrets=iter_secrets(settings),
-    )
+    try:
+        settings.data.dir.mkdir(parents=True, exist_ok=True)
+        setup_logging(
+            level=console_level or settings.logging.level,
+            file=settings.log_file if log_to_file else None,
+            file_level=settings.logging.file_level,
+            secrets=iter_secrets(settings),
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {exc.filename or settings.data.dir} ({exc.strerror or exc})",
+            where="data.dir / logging.file",
+            hint="choose a writable folder (data.dir in the config or MORNINGSTAR_DATA__DIR)",
+        ) from None
     path = Path(config_path) if config_path is not None else None
     return AppContext(settings=settings, config_path=path)

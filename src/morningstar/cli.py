@@ -21,16 +21,24 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from morningstar import __version__
-from morningstar.errors import ConfigError, MorningstarError
+from morningstar.errors import ConfigError, MorningstarError, UserInputError
 
 __all__ = ["app", "main"]
 
 log = logging.getLogger(__name__)
 _ARGV: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("argv", default=None)
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# markup off: file names, values and messages are printed as they are, never read as rich markup
+console = Console(soft_wrap=True, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
+
+
+def _error(message: object) -> None:
+    """Print one ``error: ...`` line on stderr (the text is never read as rich markup)."""
+    err_console.print(Text.assemble(("error: ", "red"), " ".join(str(message).split())))
+
 
 app = typer.Typer(
     name="morningstar",
@@ -129,15 +137,15 @@ def config_check(ctx: typer.Context) -> None:
         settings = load_settings(state.config)
     except ConfigError as exc:
         for line in getattr(exc, "errors", None) or [str(exc)]:
-            err_console.print(f"[red]error:[/] {line}", highlight=False, markup=True)
+            _error(line)
         raise typer.Exit(1) from None
     problems = _deep_checks(settings)
     for line in problems:
-        err_console.print(f"[red]error:[/] {line}", highlight=False)
+        _error(line)
     if problems:
         raise typer.Exit(1)
     where = str(path) if path else "defaults (no config file)"
-    console.print(f"[green]config OK[/]: {where}", highlight=False)
+    console.print(Text.assemble(("config OK", "green"), f": {where}"))
 
 
 def _deep_checks(settings: Any) -> list[str]:
@@ -229,9 +237,9 @@ def _print_report(report: Any, *, verbose: bool = False) -> None:
 def _not_ohlcv(exc: Exception, path: Path, explicit: bool) -> bool:
     """A file that is not OHLCV: an error when named explicitly (True), else skipped (False)."""
     if explicit:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        _error(exc)
     else:
-        err_console.print(f"[yellow]skipped[/] {path}: not an OHLCV file", highlight=False)
+        err_console.print(Text.assemble(("skipped ", "yellow"), f"{path}: not an OHLCV file"))
     return explicit
 
 
@@ -281,18 +289,13 @@ def data_import(
                     replace=replace,
                 )
             except UnknownLayoutError as exc:
-                if explicit:
-                    failures += 1
-                    err_console.print(f"[red]error:[/] {exc}", highlight=False)
-                else:
-                    skipped += 1
-                    err_console.print(
-                        f"[yellow]skipped[/] {path}: not an OHLCV file", highlight=False
-                    )
+                failed = _not_ohlcv(exc, path, explicit)
+                failures += failed
+                skipped += not failed
                 continue
             except MorningstarError as exc:
                 failures += 1
-                err_console.print(f"[red]error:[/] {exc}", highlight=False)
+                _error(exc)
                 continue
             style = _status_style(out.report.status)
             table.add_row(
@@ -300,14 +303,14 @@ def data_import(
                 f"{out.venue} {out.pair} {out.timeframe}",
                 str(out.write.rows_after),
                 str(out.write.rows_added),
-                f"[{style}]{out.report.status}[/]",
+                Text(out.report.status, style=style),
                 "; ".join(out.imported.notes) if out.imported else "",
             )
         console.print(table)
     if skipped:
         err_console.print(f"{skipped} non-OHLCV file(s) skipped", highlight=False)
     if failures:
-        err_console.print(f"[red]{failures} of {len(files)} file(s) failed[/]", highlight=False)
+        err_console.print(f"{failures} of {len(files)} file(s) failed", style="red", markup=False)
         raise typer.Exit(1)
 
 
@@ -352,24 +355,19 @@ def data_check(
                         policies=policies,
                     )  # fmt: skip
                 except UnknownLayoutError as exc:
-                    if explicit:
-                        failures += 1
-                        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-                    else:
-                        err_console.print(
-                            f"[yellow]skipped[/] {path}: not an OHLCV file", highlight=False
-                        )
+                    failures += _not_ohlcv(exc, path, explicit)
                     continue
                 except DataValidationError as exc:
                     failures += 1
-                    err_console.print(f"[red]error:[/] {exc}", highlight=False)
                     report = getattr(exc, "report", None)
-                    if report is not None:
+                    if report is not None:  # show everything the checks found, then the refusal
                         reports.append(report)
+                        _print_report(report, verbose=verbose)
+                    _error(exc)
                     continue
                 except MorningstarError as exc:
                     failures += 1
-                    err_console.print(f"[red]error:[/] {exc}", highlight=False)
+                    _error(exc)
                     continue
                 reports.append(out.report)
                 _print_report(out.report, verbose=verbose)
@@ -382,7 +380,12 @@ def data_check(
             reports.append(out.report)
             _print_report(out.report, verbose=verbose)
     if json_out is not None:
-        json_out.write_text(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+        try:
+            json_out.write_text(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+        except OSError as exc:
+            raise UserInputError(
+                f"cannot write the JSON report ({exc.strerror or exc})", where=str(json_out)
+            ) from exc
     counts = {s: sum(r.status == s for r in reports) for s in ("clean", "warnings", "errors")}
     console.print(
         f"{len(reports)} report(s): {counts['clean']} clean, {counts['warnings']} with warnings, "
@@ -428,15 +431,27 @@ def data_resample(
     pair: Annotated[str, typer.Option(help="Pair BASE/QUOTE.")],
     source: Annotated[str, typer.Option("--from", help="Stored timeframe, e.g. 5m.")],
     target: Annotated[str, typer.Option("--to", help="Target timeframe, e.g. 1h.")],
+    policy: PolicyOpt = None,
+    replace: Annotated[
+        bool, typer.Option(help="Replace the stored target dataset instead of merging.")
+    ] = False,
 ) -> None:
-    """Aggregate a stored dataset to a higher timeframe and store it."""
+    """Aggregate a stored dataset to a higher timeframe and merge it into the target dataset.
+
+    Daily bars of forex and CME data follow the 17:00 New York trading day.
+    """
+    from morningstar.services.data import parse_policy_items
+
+    policies = parse_policy_items(policy or [])
     with recorded_run(ctx, "data resample") as (application, run_id):
-        result, outcome = _service(application, run_id).resample(venue, pair, source, target)
+        result, outcome = _service(application, run_id).resample(
+            venue, pair, source, target, policies=policies, replace=replace
+        )
     console.print(
         f"{outcome.venue} {outcome.pair} {source} → {outcome.timeframe}: {result.bins} bars "
         f"({result.partial_bins} from incomplete bins"
-        f"{', unfinished last bin dropped' if result.dropped_unfinished else ''}) "
-        f"→ {outcome.write.path}",
+        f"{', unfinished last bin dropped' if result.dropped_unfinished else ''}), "
+        f"{outcome.write.rows_added} new → {outcome.write.path}",
         highlight=False,
     )
 
@@ -455,15 +470,28 @@ def data_download(
         typer.Option("--timeframe", "-t", help="Timeframe(s); default: exchanges.<id>.timeframes."),
     ] = None,
     since: Annotated[
-        str | None, typer.Option(help="Start (ISO date) when nothing is stored yet.")
+        str | None,
+        typer.Option(
+            help="Start (ISO date). Nothing stored: start there. Stored data starting later: "
+            "the missing head is downloaded first (backfill)."
+        ),
     ] = None,
     until: Annotated[
         str | None, typer.Option(help="End (ISO date, exclusive); default now.")
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Download again from --since (or the first stored bar), replacing bars."
+        ),
+    ] = False,
+    policy: PolicyOpt = None,
 ) -> None:
     """Download bars through ccxt: paginated, incremental, resumable, rate-limited, retried."""
+    from morningstar.services.data import parse_policy_items
     from morningstar.services.download import download_pairs
 
+    policies = parse_policy_items(policy or [])
     with recorded_run(ctx, "data download") as (application, run_id):
         results = download_pairs(
             application,
@@ -473,6 +501,8 @@ def data_download(
             timeframes=timeframe,
             since=since,
             until=until,
+            full=full,
+            policies=policies,
             console=err_console,
         )
     table = Table(title=f"Downloaded from {exchange}", header_style="bold")
@@ -524,9 +554,9 @@ def _demo_backtest(application: Any, outcome: Any) -> None:
     """Run the demo backtest when the engine is available; otherwise say so and stop."""
     import importlib.util
 
-    if importlib.util.find_spec("morningstar.core.engine") is None:
+    if importlib.util.find_spec("morningstar.research") is None:
         console.print(
-            "[yellow]backtest engine not available yet[/] — the main job stops after data "
+            "backtest engine not available yet — the main job stops after data "
             "validation and storage (the engine arrives with the 'Backtest engine' issue).",
             highlight=False,
         )
@@ -557,16 +587,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MorningstarError as exc:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        _error(exc)
         return 1
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        err_console.print("interrupted", style="yellow")
         return 130
     except Exception as exc:
         if debug:
             traceback.print_exc()
         err_console.print(
-            f"[red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the "
+            f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} (run with --debug for the "
             "traceback, and please report it)",
             highlight=False,
         )

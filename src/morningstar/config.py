@@ -102,6 +102,18 @@ class DataSettings(_Section):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("policies")
+    @classmethod
+    def _known_policies(cls, value: dict[str, str]) -> dict[str, str]:
+        from morningstar.data.validation import resolve_policies
+        from morningstar.errors import UserInputError
+
+        try:
+            resolve_policies(value)
+        except UserInputError as exc:
+            raise ValueError(exc.one_line()) from None
+        return value
+
 
 class DatabaseSettings(_Section):
     """SQL database: SQLite file in the data dir by default, any PostgreSQL URL to scale."""
@@ -341,6 +353,7 @@ def load_settings(
                     hint="move it to the config file",
                 )
         data = _deep_merge(data, secrets)
+    _check_env_sections()
     try:
         return Settings(**data)
     except ValidationError as exc:
@@ -358,6 +371,30 @@ def load_settings(
             f"bad environment variable: {exc}",
             hint=f"check the {ENV_PREFIX}* variables (lists and maps are JSON)",
         ) from None
+
+
+_ENV_OWN = {"CONFIG", "SECRETS_FILE"}
+
+
+def _check_env_sections() -> None:
+    """Refuse ``MORNINGSTAR_*`` variables whose first part is not a settings section."""
+    sections = list(Settings.model_fields)
+    for name in sorted(os.environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        if rest.upper() in _ENV_OWN or rest.upper().startswith("TEST_"):
+            continue
+        section = rest.split("__", 1)[0].lower()
+        if section in sections and (section == rest.lower() or "__" in rest):
+            continue
+        close = difflib.get_close_matches(section, sections, n=1)
+        hint = (
+            f"did you mean {ENV_PREFIX}{close[0].upper()}__...?"
+            if close
+            else f"sections: {', '.join(sections)}; separate levels with __"
+        )
+        raise ConfigError(f"unknown setting {name}", where="environment", hint=hint)
 
 
 def _env_name(loc: tuple[str, ...]) -> str:

@@ -111,9 +111,12 @@ class JsonLinesFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
-                out[key] = (
-                    value if isinstance(value, str | int | float | bool | None) else str(value)
-                )
+                if isinstance(value, str):
+                    out[key] = redact(value)
+                elif isinstance(value, int | float | bool | None):
+                    out[key] = value
+                else:  # dicts, objects: their text may hold a secret
+                    out[key] = redact(str(value))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -71,7 +71,7 @@ def retry_call(
         except TemporaryError as exc:
             attempt += 1
             if attempt >= policy.max_attempts:
-                log.warning("%s failed after %d attempts: %s", what, attempt, exc)
+                log.info("%s failed after %d attempts: %s", what, attempt, exc)
                 raise
             wait = policy.delay(attempt - 1)
             log.info("%s: temporary error (%s); retry %d in %.2fs", what, exc, attempt, wait)

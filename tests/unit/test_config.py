@@ -180,3 +180,35 @@ def test_database_password_hidden(tmp_path: Path) -> None:
     assert "hunter2pw" not in str(shown)
     assert shown["database"]["url"] == "postgresql+psycopg://trader:***@db.example/ms"
     assert "hunter2pw" in list(iter_secrets(settings))
+
+
+def test_unknown_env_section_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MORNINGSTAR_RISKS__MAX_POSITION_PCT", "5")
+    with pytest.raises(
+        ConfigError,
+        match=r"MORNINGSTAR_RISKS__MAX_POSITION_PCT — did you mean MORNINGSTAR_RISK__\.\.\.\?",
+    ):
+        load_settings()
+
+
+def test_env_without_level_separator_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MORNINGSTAR_RISK_MAX_POSITION_PCT", "5")
+    with pytest.raises(ConfigError, match="unknown setting MORNINGSTAR_RISK_MAX_POSITION_PCT"):
+        load_settings()
+
+
+def test_validation_policies_are_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, "data:\n  policies: {gapp: warn}\n")
+    with pytest.raises(
+        ConfigError,
+        match=rf"data\.policies: unknown validation check 'gapp' — did you mean 'gap'\? \({path}\)",
+    ):
+        load_settings(path)
+    path = write(tmp_path, "data:\n  policies: {duplicate: ffill}\n")
+    with pytest.raises(
+        ConfigError, match=r"data\.policies: policy 'ffill' is not available for check duplicate"
+    ):
+        load_settings(path)
+    assert load_settings(write(tmp_path, "data:\n  policies: {gap: ffill}\n")).data.policies == {
+        "gap": "ffill"
+    }

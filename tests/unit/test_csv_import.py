@@ -233,7 +233,10 @@ def test_bad_times_are_refused_never_guessed(tmp_path: Path, text: str, message:
 
 
 def test_slash_dates_use_one_order_for_the_whole_column(tmp_path: Path) -> None:
-    text = "date,open,high,low,close\n11/01/2024,1,2,0.5,1.5\n12/01/2024,1,2,0.5,1.5\n13/01/2024,1,2,0.5,1.5\n"
+    text = (
+        "date,open,high,low,close\n"
+        "11/01/2024,1,2,0.5,1.5\n12/01/2024,1,2,0.5,1.5\n13/01/2024,1,2,0.5,1.5\n"
+    )
     frame = read_ohlcv_csv(write(tmp_path, text)).frame
     assert [ts.day for ts in frame.index] == [11, 12, 13]
     assert {ts.month for ts in frame.index} == {1}

@@ -72,3 +72,17 @@ def test_setup_is_idempotent(tmp_path: Path) -> None:
     setup_logging(file=tmp_path / "a.jsonl")
     setup_logging(file=tmp_path / "a.jsonl")
     assert len(logging.getLogger("morningstar").handlers) == 2
+
+
+def test_structured_fields_are_redacted(tmp_path: Path) -> None:
+    log_file = tmp_path / "ms.jsonl"
+    setup_logging(file=log_file, secrets=[SECRET], console=False)
+    log = logging.getLogger("morningstar.test")
+    with bind(request={"api_key": "TOPSECRETVALUE", "key": SECRET}):
+        log.info("sent", extra={"headers": {"Authorization": "Bearer abcdefghijklmnop"}})
+    for handler in logging.getLogger("morningstar").handlers:
+        handler.flush()
+    text = log_file.read_text()
+    assert "sent" in text
+    for leak in ("TOPSECRETVALUE", SECRET, "abcdefghijklmnop"):
+        assert leak not in text

@@ -94,7 +94,9 @@ class ImportedCSV:
     @property
     def line_numbers(self) -> np.ndarray:
         """The file line of each row of ``frame`` (descending for a newest-first file)."""
-        lines = np.arange(self.first_data_line, self.first_data_line + len(self.frame), dtype=np.int64)
+        lines = np.arange(
+            self.first_data_line, self.first_data_line + len(self.frame), dtype=np.int64
+        )
         return lines[::-1].copy() if self.reversed_order else lines
 
 
@@ -212,21 +214,24 @@ def _parse_epochs(values: pd.Series, path: Path, column: str) -> tuple[pd.Dateti
             raise _bad_time(path, column, row + 1, text.iloc[row], "unreadable date")
         return pd.DatetimeIndex(parsed), "date_int"
     units = (("ns", 1e17, 1), ("us", 1e14, 1_000), ("ms", 1e11, 1_000_000), ("s", 1e8, 10**9))
-    for unit, floor, to_ns in units:
-        if magnitude > floor:
-            break
-    else:
+    found = next(((u, k) for u, floor, k in units if magnitude > floor), None)
+    if found is None:
         raise DataFormatError(
             f"time column {column!r} holds numbers ({magnitude:g}) that are not epoch times",
             where=str(path),
             hint="use epoch seconds/milliseconds or ISO-8601 times",
         )
+    unit, to_ns = found
     scaled = nums * to_ns
     out_of_range = (scaled <= 0) | (scaled >= _EPOCH_MAX_NS)
     if out_of_range.any():
         row = int(np.argmax(out_of_range))
         raise _bad_time(
-            path, column, row + 1, values.iloc[row], f"epoch time in {unit} out of range (1970-2100):"
+            path,
+            column,
+            row + 1,
+            values.iloc[row],
+            f"epoch time in {unit} out of range (1970-2100):",
         )
     whole = np.floor(nums)
     # whole units exactly in int64, the fraction (if any) rounded to the nanosecond

@@ -525,9 +525,9 @@ def validate(
     )
     if run.first_error is not None:
         issue, example = run.first_error
-        alternatives = sorted(
-            p.value for p in ALLOWED_POLICIES[issue.check] if p is not Policy.ERROR
-        )
+        # bars with duplicate timestamps cannot be stored: only suggest what leads to storable data
+        excluded = {Policy.ERROR, Policy.WARN} if issue.check is Check.DUPLICATE else {Policy.ERROR}
+        alternatives = sorted(p.value for p in ALLOWED_POLICIES[issue.check] if p not in excluded)
         at = ""
         if example is not None:
             at = f", first at row {example.row} ({_iso_ts(example.timestamp)})"

@@ -108,9 +108,10 @@ def _find_outliers(w: _Work, usable: np.ndarray, rule: OutlierRule) -> _Found:
         neighbours = np.concatenate([closes[max(j - 3, 0) : j], closes[j + 1 : j + 4]])
         ref = float(np.median(neighbours))
         price = float(w.cols[name][sel[j]])
+        spread = f"{best[j] / sigma[j]:.0f} sigma" if sigma[j] > 0 else "flat neighbourhood"
         return (
             f"{name} {_fmt(price)} is {price / ref:.3g}x the median of neighbouring closes "
-            f"{_fmt(ref)} ({best[j] / max(sigma[j], 1e-300):.0f} sigma)"
+            f"{_fmt(ref)} ({spread})"
         )
 
     order = np.argsort(-best[hits], kind="stable")

@@ -306,7 +306,8 @@ def data_import(
                 Text(out.report.status, style=style),
                 "; ".join(out.imported.notes) if out.imported else "",
             )
-        console.print(table)
+        if table.row_count:
+            console.print(table)
     if skipped:
         err_console.print(f"{skipped} non-OHLCV file(s) skipped", highlight=False)
     if failures:

@@ -11,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from morningstar.cli import main
+from morningstar.data.parquet_store import OHLCVStore
 from morningstar.store import open_database
 from morningstar.store.repositories import DataImportRepository, RunRepository
 from tests.fakes.exchange_server import FakeBinance, make_bars
@@ -272,3 +274,59 @@ def test_main_job_console_script(tmp_path: Path) -> None:
     assert "backtest engine not available yet" in proc.stdout
     assert (tmp_path / "data" / "ohlcv" / "demo" / "EUR_USD-1h.parquet").is_file()
     assert (tmp_path / "data" / "morningstar.sqlite").is_file()
+
+
+def _hourly_csv(path: Path, start: str, hours: int) -> Path:
+    idx = pd.date_range(start, periods=hours, freq="1h", tz="UTC")
+    lines = ["timestamp,open,high,low,close,volume"]
+    lines += [f"{t.strftime('%Y-%m-%dT%H:%M:%SZ')},100,101,99,100.5,1" for t in idx]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_replace_applies_once_per_dataset_and_resample_merges(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    _hourly_csv(parts / "a.csv", "2023-01-01", 100)
+    _hourly_csv(parts / "b.csv", "2023-01-05 04:00", 100)
+    args = ["--venue", "x", "--pair", "A/B", "-t", "1h"]
+    code, _, err = run(capsys, "data", "import", str(parts), *args, "--replace")
+    assert code == 0, err
+    store = OHLCVStore(env)
+    assert len(store.load("x", "A/B", "1h")) == 200  # both files, not only the last one
+    five = tmp_path / "X_A_B-5m.csv"
+    idx = pd.date_range("2024-01-01", periods=24 * 12, freq="5min", tz="UTC")
+    five.write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        f"{t.strftime('%Y-%m-%dT%H:%M:%SZ')},1,2,0.5,1.5,1\n" for t in idx))  # fmt: skip
+    code, _, err = run(capsys, "data", "import", str(five), "--venue", "x", "--pair", "A/B")
+    assert code == 0, err
+    code, _, err = run(
+        capsys, "data", "resample", "--venue", "x", "--pair", "A/B", "--from", "5m", "--to", "1h"
+    )
+    assert code == 0, err
+    assert len(store.load("x", "A/B", "1h")) == 200 + 24  # merged into the 2023 bars, none lost
+
+
+@pytest.mark.parametrize("name", ["nope[/].csv", "[bold]x.csv"])
+def test_markup_in_user_text_is_printed_verbatim(
+    env: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    code, _, err = run(capsys, "data", "import", name)
+    assert code == 1
+    assert err.strip() == f"error: {name}: no such file or folder"
+
+
+def test_bad_calendar_and_unwritable_data_dir(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _hourly_csv(tmp_path / "X_A_B-1h.csv", "2023-01-01", 10)
+    code, _, err = run(capsys, "data", "check", str(path), "--calendar", "forx")
+    assert code == 1 and "unknown calendar 'forx' — did you mean 'forex'?" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("MORNINGSTAR_DATA__DIR", str(blocker / "sub"))
+    code, _, err = run(capsys, "data", "list")
+    assert code == 1 and err.startswith("error: data.dir / logging.file: cannot create")
+    assert len(err.strip().splitlines()) == 1

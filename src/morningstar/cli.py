@@ -517,19 +517,81 @@ def data_download(
     console.print(table)
 
 
+# ============================================================================ backtest
+@app.command("backtest")
+def backtest_cmd(
+    ctx: typer.Context,
+    venue: Annotated[str, typer.Option(help="Venue of the stored dataset.")],
+    pair: Annotated[str, typer.Option(help="Pair BASE/QUOTE.")],
+    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Timeframe, e.g. 1h.")],
+    strategy: Annotated[
+        str, typer.Option("--strategy", "-s", help="Strategy name or path/to/file.py[:Class].")
+    ] = "ema_cross",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-P", help="Strategy parameter NAME=VALUE.")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="First bar (ISO date, inclusive).")] = None,
+    end: Annotated[str | None, typer.Option(help="End (ISO date, exclusive).")] = None,
+    fee_bps: Annotated[
+        float, typer.Option(help="Fee per fill in basis points (10 = 0.1 %).")
+    ] = 10.0,
+    slippage_bps: Annotated[float, typer.Option(help="Slippage per fill in basis points.")] = 0.0,
+    stop_loss: Annotated[
+        float | None, typer.Option(help="Stop-loss as a fraction of the entry (0.02 = 2 %).")
+    ] = None,
+    take_profit: Annotated[float | None, typer.Option(help="Take-profit fraction.")] = None,
+    trailing_stop: Annotated[float | None, typer.Option(help="Trailing-stop fraction.")] = None,
+    fill: Annotated[
+        str, typer.Option(help="next_open (default: signal at close t, fill at open t+1) or close.")
+    ] = "next_open",
+    cash: Annotated[float, typer.Option(help="Initial cash.")] = 10_000.0,
+    calendar: CalendarOpt = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for result.json, trades.csv, report.html.")
+    ] = None,
+) -> None:
+    """Backtest a strategy on stored data; save JSON + CSV results and an HTML report."""
+    from morningstar.services.research import parse_params, run_stored_backtest
+
+    params = parse_params(param or [])
+    with recorded_run(ctx, "backtest") as (application, _run_id):
+        saved = run_stored_backtest(
+            application.market_data,
+            venue=venue,
+            pair=pair,
+            timeframe=timeframe,
+            strategy=strategy,
+            params=params,
+            start=start,
+            end=end,
+            fee_bps=fee_bps,
+            slippage_bps=slippage_bps,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            trailing_stop=trailing_stop,
+            fill_timing=fill,
+            init_cash=cash,
+            calendar=calendar or application.settings.data.calendar,
+            out=out,
+        )
+    res = saved.result
+    params_text = ", ".join(f"{k}={v}" for k, v in res.params.items())
+    _print_metrics(saved, title=f"{res.strategy}({params_text}) on {venue} {pair} {timeframe}")
+
+
 # ============================================================================ demo (main job)
 @app.command("demo")
 def demo(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="Demo dataset name.")] = "eurusd-1h-2017",
 ) -> None:
-    """The main job, offline: load the demo data, validate it, store it, then backtest."""
+    """The main job, offline: load the demo data, validate it, store it, backtest it, report."""
     from morningstar.data.demo import demo_dataset
 
     ds = demo_dataset(dataset)
     with recorded_run(ctx, "demo") as (application, run_id):
         service = _service(application, run_id)
-        console.rule("[bold]Morningstar demo — offline, embedded defaults")
+        console.rule("Morningstar demo — offline, embedded defaults")
         console.print(f"data: {ds.description}; licence {ds.licence}", highlight=False)
         outcome = service.import_demo(ds.name)
         _print_report(outcome.report)
@@ -552,16 +614,34 @@ def demo(
 
 
 def _demo_backtest(application: Any, outcome: Any) -> None:
-    """Run the demo backtest when the engine is available; otherwise say so and stop."""
-    import importlib.util
+    """The main job's backtest: EMA 10/50 cross on the demo bars, report written to data.dir."""
+    from morningstar.services.research import run_stored_backtest
 
-    if importlib.util.find_spec("morningstar.research") is None:
-        console.print(
-            "backtest engine not available yet — the main job stops after data "
-            "validation and storage (the engine arrives with the 'Backtest engine' issue).",
-            highlight=False,
-        )
-        return
+    saved = run_stored_backtest(
+        application.market_data,
+        venue=outcome.venue,
+        pair=str(outcome.pair),
+        timeframe=str(outcome.timeframe),
+        strategy="ema_cross",
+        fee_bps=1.0,  # about the EUR/USD spread of a retail FX account
+        calendar="forex",
+    )
+    _print_metrics(saved, title="backtest: ema_cross 10/50 on demo EUR/USD 1h, 1 bp fees")
+
+
+def _print_metrics(saved: Any, title: str) -> None:
+    from morningstar.research.report import format_metric
+
+    result = saved.result
+    table = Table(title=title, header_style="bold", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate",
+                "profit_factor", "trade_count", "exposure", "final_equity"):  # fmt: skip
+        table.add_row(key, format_metric(key, float(result.metrics[key])))
+    console.print(table)
+    console.print(f"report: {saved.files['report']}", highlight=False)
+    console.print(f"results: {saved.files['json']}, {saved.files['trades']}", highlight=False)
 
 
 def _hide_password(url: str) -> str:

@@ -271,7 +271,12 @@ def test_main_job_console_script(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "6,225 bars of demo EUR/USD 1h" in proc.stdout
     assert ": clean — 6225 bars in, 6225 out, 1h, forex calendar" in proc.stdout
-    assert "backtest engine not available yet" in proc.stdout
+    assert "backtest: ema_cross 10/50 on demo EUR/USD 1h" in proc.stdout
+    report = tmp_path / "data" / "reports" / "ema_cross-demo-EUR_USD-1h" / "report.html"
+    assert f"report: {report}" in proc.stdout
+    assert report.is_file() and (report.parent / "trades.csv").is_file()
+    saved = json.loads((report.parent / "result.json").read_text())
+    assert saved["strategy"] == "ema_cross" and saved["metrics"]["trade_count"] > 0
     assert (tmp_path / "data" / "ohlcv" / "demo" / "EUR_USD-1h.parquet").is_file()
     assert (tmp_path / "data" / "morningstar.sqlite").is_file()
 
@@ -330,3 +335,26 @@ def test_bad_calendar_and_unwritable_data_dir(
     code, _, err = run(capsys, "data", "list")
     assert code == 1 and err.startswith("error: data.dir / logging.file: cannot create")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_backtest_command(env: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "data", "import", str(shared_data / "genetrader" / "BINANCE_BTC_USDT-1h.csv")
+    )
+    assert code == 0, err
+    out_dir = env / "bt"
+    args = ["backtest", "--venue", "binance", "--pair", "BTC/USDT", "-t", "1h", "-s", "ema_cross"]
+    code, out, err = run(capsys, *args, "-P", "fast=12", "-P", "slow=48", "--out", str(out_dir))
+    assert code == 0, err
+    assert "ema_cross(fast=12, slow=48, allow_short=False)" in out and "sharpe" in out
+    saved = json.loads((out_dir / "result.json").read_text())
+    assert saved["params"]["fast"] == 12 and saved["settings"]["costs"]["fee_bps"] == 10.0
+    trades = pd.read_csv(out_dir / "trades.csv")
+    assert len(trades) >= saved["metrics"]["trade_count"] > 0
+    assert (out_dir / "report.html").stat().st_size > 100_000
+    code, _, err = run(capsys, *args, "-P", "fsat=12")
+    assert code == 1 and err.strip() == (
+        "error: ema_cross: unknown parameter 'fsat' — did you mean 'fast'?"
+    )
+    code, _, err = run(capsys, *args, "--start", "2030-01-01")
+    assert code == 1 and "only 0 stored bar(s)" in err

@@ -11,6 +11,16 @@ import pytest
 EXPORTS = {
     "morningstar": ["__version__"],
     "morningstar.core": ["OHLCV_COLUMNS", "Pair", "Timeframe", "parse_pair", "parse_timeframe"],
+    "morningstar.core.indicators": [
+        "MACD", "BollingerBands", "DonchianChannel", "adx", "atr", "bollinger", "donchian", "ema",
+        "macd", "minus_di", "plus_di", "rolling_std", "rolling_volatility", "rsi", "sma",
+        "true_range", "zscore",
+    ],
+    "morningstar.research": ["Result", "backtest", "resolve_strategy"],
+    "morningstar.strategies": [
+        "BUILTIN_STRATEGIES", "Bars", "Param", "ParamValue", "Signals", "Strategy",
+        "available_strategies", "cross_above", "cross_below", "load_strategy",
+    ],
     "morningstar.data": [
         "INDEX_NAME", "OHLCV_COLUMNS", "DatasetInfo", "ImportedCSV", "OHLCVStore", "ResampleResult",
         "WriteResult", "empty_ohlcv", "from_arrays", "read_ohlcv_csv", "resample_ohlcv",

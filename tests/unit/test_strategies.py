@@ -78,7 +78,9 @@ def test_no_look_ahead(name: str, cut: int, seed: int) -> None:
 
 def test_resolve_errors_are_one_line_with_hints() -> None:
     ema = BUILTIN_STRATEGIES["ema_cross"]
-    with pytest.raises(StrategyError, match=r"^ema_cross: unknown parameter 'fsat' — did you mean 'fast'\?$"):
+    with pytest.raises(
+        StrategyError, match=r"^ema_cross: unknown parameter 'fsat' — did you mean 'fast'\?$"
+    ):
         ema.resolve({"fsat": 5})
     with pytest.raises(StrategyError, match=r"^ema_cross.fast: 500 is not <= 200$"):
         ema.resolve({"fast": 500})
@@ -88,7 +90,11 @@ def test_resolve_errors_are_one_line_with_hints() -> None:
         ema.resolve({"fast": 2.5})
     with pytest.raises(StrategyError, match=r"fast \(60\) must be smaller than slow \(50\)"):
         ema.resolve({"fast": 60})
-    assert ema.resolve({"fast": "12", "allow_short": "true"}) == {"fast": 12, "slow": 50, "allow_short": True}
+    assert ema.resolve({"fast": "12", "allow_short": "true"}) == {
+        "fast": 12,
+        "slow": 50,
+        "allow_short": True,
+    }
 
 
 def test_param_grid() -> None:
@@ -105,11 +111,13 @@ def test_cross_helpers_handle_nan() -> None:
 
 
 def test_unknown_strategy_hint() -> None:
-    with pytest.raises(StrategyError, match=r"unknown strategy 'ema_cros' — did you mean 'ema_cross'\?"):
+    with pytest.raises(
+        StrategyError, match=r"unknown strategy 'ema_cros' — did you mean 'ema_cross'\?"
+    ):
         load_strategy("ema_cros")
 
 
-USER_STRATEGY = '''
+USER_STRATEGY = """
 import numpy as np
 from morningstar.strategies import Param, Signals, Strategy
 
@@ -124,7 +132,7 @@ class BuyTheDip(Strategy):
             entries = bars.close < prev * (1 - params["drop"])
             exits = bars.close > prev
         return Signals(entries, exits)
-'''
+"""
 
 
 def test_user_strategy_from_its_own_file(tmp_path: Path) -> None:

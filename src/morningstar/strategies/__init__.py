@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from morningstar.strategies.base import Bars, Param, ParamValue, Signals, Strategy, cross_above, cross_below
+from morningstar.strategies.base import (
+    Bars,
+    Param,
+    ParamValue,
+    Signals,
+    Strategy,
+    cross_above,
+    cross_below,
+)
 from morningstar.strategies.registry import BUILTIN_STRATEGIES, available_strategies, load_strategy
 
 __all__ = [

@@ -43,7 +43,9 @@ class Bars:
         n = len(self.close)
         for name in ("open", "high", "low", "volume"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"bars.{name} has {len(getattr(self, name))} values, close has {n}")
+                raise ValueError(
+                    f"bars.{name} has {len(getattr(self, name))} values, close has {n}"
+                )
 
     def __len__(self) -> int:
         return len(self.close)
@@ -79,12 +81,16 @@ class Param:
                 return value
             if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
                 return value.lower() in {"true", "1", "yes"}
-            raise StrategyError(f"{value!r} is not a boolean", where=where, hint="use true or false")
+            raise StrategyError(
+                f"{value!r} is not a boolean", where=where, hint="use true or false"
+            )
         try:
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise StrategyError(
-                f"{value!r} is not a number", where=where, hint=f"use a {self.kind} such as {self.default}"
+                f"{value!r} is not a number",
+                where=where,
+                hint=f"use a {self.kind} such as {self.default}",
             ) from None
         if self.kind == "int":
             if not number.is_integer():
@@ -106,7 +112,7 @@ class Param:
         if step is None:
             raise StrategyError(f"{self.name} is continuous: give a step to build a grid")
         values = np.arange(self.low, self.high + step / 2, step)
-        return [int(round(v)) if self.kind == "int" else float(v) for v in values]
+        return [round(float(v)) if self.kind == "int" else float(v) for v in values]
 
 
 def _fmt(x: float) -> str:

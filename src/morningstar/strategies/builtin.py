@@ -123,7 +123,9 @@ class BollingerAtr(Strategy):
     def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
         """Close crosses below the lower band → entry; close crosses above the middle → exit."""
         middle, _upper, lower = bollinger(bars.close, _i(params, "period"), _f(params, "k"))
-        stop = atr(bars.high, bars.low, bars.close, _i(params, "atr_period")) * _f(params, "atr_mult")
+        stop = atr(bars.high, bars.low, bars.close, _i(params, "atr_period")) * _f(
+            params, "atr_mult"
+        )
         return Signals(
             cross_below(bars.close, lower),
             cross_above(bars.close, middle),
@@ -223,6 +225,9 @@ class DonchianBreakout(Strategy):
                 close < prev["exit_lo"],
                 (close < prev["entry_lo"]) if params["allow_short"] else None,
                 (close > prev["exit_hi"]) if params["allow_short"] else None,
-                indicators={"donchian_upper": prev["entry_hi"], "donchian_exit_lower": prev["exit_lo"]},
+                indicators={
+                    "donchian_upper": prev["entry_hi"],
+                    "donchian_exit_lower": prev["exit_lo"],
+                },
             )
         return signals

@@ -30,7 +30,8 @@ from morningstar.strategies.builtin import (
 __all__ = ["BUILTIN_STRATEGIES", "available_strategies", "load_strategy"]
 
 BUILTIN_STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (EmaCross, SmaCross, BollingerAtr, RsiReversion, MacdTrend, DonchianBreakout)
+    cls.name: cls
+    for cls in (EmaCross, SmaCross, BollingerAtr, RsiReversion, MacdTrend, DonchianBreakout)
 }
 
 

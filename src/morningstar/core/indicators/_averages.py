@@ -40,7 +40,7 @@ def sma(x: npt.ArrayLike, n: int) -> FloatArray:
     """
     arr = as_series(x, "x")
     n = check_period(n, "n")
-    out: FloatArray = _kernels.sma_nb(arr, n, *segments(arr))
+    out: FloatArray = _kernels.moments_nb(arr, n, 0, False, False, *segments(arr))[0]
     return out
 
 

@@ -55,7 +55,7 @@ def bollinger(close: npt.ArrayLike, n: int = 20, k: float = 2.0) -> BollingerBan
     arr = as_series(close, "close")
     n = check_period(n, "n")
     width = check_positive_float(k, "k", allow_zero=True)
-    middle, var = _kernels.moments_nb(arr, n, 0, *segments(arr))
+    middle, var, _ = _kernels.moments_nb(arr, n, 0, True, False, *segments(arr))
     offset = np.sqrt(var) * width
     return BollingerBands(middle, middle + offset, middle - offset)
 

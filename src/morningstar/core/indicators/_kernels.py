@@ -91,37 +91,25 @@ def _moments_segment(
 
 
 @njit(cache=True)
-def sma_nb(x: FloatArray, n: int, starts: IndexArray, ends: IndexArray) -> FloatArray:
-    out = np.full(x.size, np.nan)
-    unused = np.empty(0)
-    for seg in range(starts.size):
-        s, e = starts[seg], ends[seg]
-        _moments_segment(x[s:e], n, 0, False, out[s:e], unused, unused)
-    return out
-
-
-@njit(cache=True)
 def moments_nb(
-    x: FloatArray, n: int, ddof: int, starts: IndexArray, ends: IndexArray
-) -> tuple[FloatArray, FloatArray]:
+    x: FloatArray,
+    n: int,
+    ddof: int,
+    want_var: bool,
+    want_z: bool,
+    starts: IndexArray,
+    ends: IndexArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Rolling mean, variance and z-score (empty arrays for those not wanted), one compilation."""
     mean = np.full(x.size, np.nan)
-    var = np.full(x.size, np.nan)
-    unused = np.empty(0)
+    var = np.full(x.size if want_var or want_z else 0, np.nan)
+    z = np.full(x.size if want_z else 0, np.nan)
     for seg in range(starts.size):
         s, e = starts[seg], ends[seg]
-        _moments_segment(x[s:e], n, ddof, True, mean[s:e], var[s:e], unused)
-    return mean, var
-
-
-@njit(cache=True)
-def zscore_nb(x: FloatArray, n: int, starts: IndexArray, ends: IndexArray) -> FloatArray:
-    mean = np.full(x.size, np.nan)
-    var = np.full(x.size, np.nan)
-    z = np.full(x.size, np.nan)
-    for seg in range(starts.size):
-        s, e = starts[seg], ends[seg]
-        _moments_segment(x[s:e], n, 0, True, mean[s:e], var[s:e], z[s:e])
-    return z
+        var_seg = var[s:e] if var.size else var
+        z_seg = z[s:e] if z.size else z
+        _moments_segment(x[s:e], n, ddof, want_var or want_z, mean[s:e], var_seg, z_seg)
+    return mean, var, z
 
 
 @njit(cache=True)

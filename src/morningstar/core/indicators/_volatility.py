@@ -89,7 +89,7 @@ def rolling_std(x: npt.ArrayLike, n: int, ddof: int = 0) -> FloatArray:
     arr = as_series(x, "x")
     ddof = check_period(ddof, "ddof", minimum=0)
     n = check_period(n, "n", minimum=ddof + 1)
-    _, var = _kernels.moments_nb(arr, n, ddof, *segments(arr))
+    var = _kernels.moments_nb(arr, n, ddof, True, False, *segments(arr))[1]
     out: FloatArray = np.sqrt(var)
     return out
 
@@ -130,7 +130,7 @@ def rolling_volatility(
     returns = np.full(c.size, np.nan)
     with np.errstate(all="ignore"):  # non-finite prices give NaN returns: the gap policy
         returns[1:] = np.log(c[1:] / c[:-1])
-    _, var = _kernels.moments_nb(returns, n, 1, *segments(returns))
+    var = _kernels.moments_nb(returns, n, 1, True, False, *segments(returns))[1]
     out: FloatArray = np.sqrt(var)
     if scale != 1.0:
         out *= scale
@@ -157,5 +157,5 @@ def zscore(x: npt.ArrayLike, n: int) -> FloatArray:
     """
     arr = as_series(x, "x")
     n = check_period(n, "n", minimum=2)
-    out: FloatArray = _kernels.zscore_nb(arr, n, *segments(arr))
+    out: FloatArray = _kernels.moments_nb(arr, n, 0, True, True, *segments(arr))[2]
     return out

@@ -16,7 +16,9 @@ EXPORTS = {
         "macd", "minus_di", "plus_di", "rolling_std", "rolling_volatility", "rsi", "sma",
         "true_range", "zscore",
     ],
-    "morningstar.research": ["Result", "backtest", "resolve_strategy"],
+    "morningstar.research": [
+        "Result", "SweepResult", "backtest", "parameter_grid", "resolve_strategy", "sweep",
+    ],
     "morningstar.strategies": [
         "BUILTIN_STRATEGIES", "Bars", "Param", "ParamValue", "Signals", "Strategy",
         "available_strategies", "cross_above", "cross_below", "load_strategy",

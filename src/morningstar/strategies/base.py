@@ -13,9 +13,9 @@ close-match hint for typos.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,19 +25,37 @@ from morningstar.errors import StrategyError
 __all__ = ["Bars", "Param", "ParamValue", "Signals", "Strategy", "cross_above", "cross_below"]
 
 ParamValue = int | float | bool
+T = TypeVar("T")
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
 class Bars:
-    """Bar arrays of one asset (float64, equal length, oldest first)."""
+    """Bar arrays of one asset (float64, equal length, oldest first).
+
+    :meth:`ind` computes an indicator once per distinct call: a sweep shares one ``Bars`` across
+    all parameter combinations, so EMA(10) is computed once however many combinations use it.
+    """
 
     open: FloatArray
     high: FloatArray
     low: FloatArray
     close: FloatArray
     volume: FloatArray
+    _cache: dict[tuple[object, ...], object] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def ind(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)``, memoised on (function, args); array args are keyed by identity.
+
+        Only pass arrays of these bars (or other long-lived arrays) and hashable scalars.
+        """
+        key = (fn, *(("array", id(a)) if isinstance(a, np.ndarray) else a for a in args))
+        if key not in self._cache:
+            self._cache[key] = fn(*args)
+        return self._cache[key]  # type: ignore[return-value]
 
     def __post_init__(self) -> None:
         n = len(self.close)

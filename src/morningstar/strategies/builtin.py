@@ -74,7 +74,8 @@ class EmaCross(Strategy):
 
     def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
         """Crossovers of EMA(fast) and EMA(slow) of the close."""
-        fast, slow = ema(bars.close, _i(params, "fast")), ema(bars.close, _i(params, "slow"))
+        fast = bars.ind(ema, bars.close, _i(params, "fast"))
+        slow = bars.ind(ema, bars.close, _i(params, "slow"))
         return _with_short(
             cross_above(fast, slow), cross_below(fast, slow), bool(params["allow_short"]),
             indicators={"ema_fast": fast, "ema_slow": slow},
@@ -99,7 +100,8 @@ class SmaCross(Strategy):
 
     def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
         """Crossovers of SMA(fast) and SMA(slow) of the close."""
-        fast, slow = sma(bars.close, _i(params, "fast")), sma(bars.close, _i(params, "slow"))
+        fast = bars.ind(sma, bars.close, _i(params, "fast"))
+        slow = bars.ind(sma, bars.close, _i(params, "slow"))
         return _with_short(
             cross_above(fast, slow), cross_below(fast, slow), bool(params["allow_short"]),
             indicators={"sma_fast": fast, "sma_slow": slow},
@@ -122,10 +124,11 @@ class BollingerAtr(Strategy):
 
     def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
         """Close crosses below the lower band → entry; close crosses above the middle → exit."""
-        middle, _upper, lower = bollinger(bars.close, _i(params, "period"), _f(params, "k"))
-        stop = atr(bars.high, bars.low, bars.close, _i(params, "atr_period")) * _f(
-            params, "atr_mult"
+        middle, _upper, lower = bars.ind(
+            bollinger, bars.close, _i(params, "period"), _f(params, "k")
         )
+        atr_n = _i(params, "atr_period")
+        stop = bars.ind(atr, bars.high, bars.low, bars.close, atr_n) * _f(params, "atr_mult")
         return Signals(
             cross_below(bars.close, lower),
             cross_above(bars.close, middle),
@@ -157,7 +160,7 @@ class RsiReversion(Strategy):
 
     def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
         """RSI crossing its thresholds."""
-        value = rsi(bars.close, _i(params, "period"))
+        value = bars.ind(rsi, bars.close, _i(params, "period"))
         lower = np.full(len(bars), _f(params, "lower"))
         upper = np.full(len(bars), _f(params, "upper"))
         long_entries, long_exits = cross_below(value, lower), cross_above(value, upper)
@@ -188,8 +191,8 @@ class MacdTrend(Strategy):
 
     def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
         """MACD / signal-line crossovers."""
-        line, signal, _hist = macd(
-            bars.close, _i(params, "fast"), _i(params, "slow"), _i(params, "signal")
+        line, signal, _hist = bars.ind(
+            macd, bars.close, _i(params, "fast"), _i(params, "slow"), _i(params, "signal")
         )
         return _with_short(
             cross_above(line, signal), cross_below(line, signal), bool(params["allow_short"]),
@@ -211,8 +214,8 @@ class DonchianBreakout(Strategy):
 
     def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
         """Breakouts of the channels of the previous bars."""
-        entry_hi, entry_lo, _ = donchian(bars.high, bars.low, _i(params, "period"))
-        exit_hi, exit_lo, _ = donchian(bars.high, bars.low, _i(params, "exit_period"))
+        entry_hi, entry_lo, _ = bars.ind(donchian, bars.high, bars.low, _i(params, "period"))
+        exit_hi, exit_lo, _ = bars.ind(donchian, bars.high, bars.low, _i(params, "exit_period"))
         prev = {
             name: np.r_[np.nan, arr[:-1]]
             for name, arr in (("entry_hi", entry_hi), ("entry_lo", entry_lo),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import numpy.typing as npt
 
 from morningstar.core.metrics._common import as_series, check_periods_per_year
-from morningstar.core.metrics._drawdown import calmar, longest_drawdown, max_drawdown
+from morningstar.core.metrics._drawdown import longest_drawdown, max_drawdown
 from morningstar.core.metrics._returns import (
     annual_volatility,
     cagr,
@@ -83,15 +84,18 @@ def summary(
     ppy = check_periods_per_year(periods_per_year)
     r = simple_returns(eq)
     dd = max_drawdown(r)
+    growth = cagr(r, ppy)
+    # calmar() without recomputing the CAGR and the drawdown (same definition)
+    calmar_ratio = growth / abs(dd.depth) if dd.depth < 0.0 and math.isfinite(growth) else math.nan
     trades = trade_stats(trades_pnl)
     values = (
         float(eq.size),
         total_return(r),
-        cagr(r, ppy),
+        growth,
         annual_volatility(r, ppy),
         sharpe(r, ppy, risk_free),
         sortino(r, ppy),
-        calmar(r, ppy),
+        calmar_ratio,
         dd.depth,
         float(dd.duration),
         float(longest_drawdown(r)),

@@ -17,7 +17,8 @@ EXPORTS = {
         "true_range", "zscore",
     ],
     "morningstar.research": [
-        "Result", "SweepResult", "backtest", "parameter_grid", "resolve_strategy", "sweep",
+        "CVFold", "CVResult", "Result", "SweepResult", "WalkForwardFold", "WalkForwardResult",
+        "backtest", "parameter_grid", "purged_cv", "resolve_strategy", "sweep", "walk_forward",
     ],
     "morningstar.strategies": [
         "BUILTIN_STRATEGIES", "Bars", "Param", "ParamValue", "Signals", "Strategy",

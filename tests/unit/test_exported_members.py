@@ -11,6 +11,12 @@ import pytest
 EXPORTS = {
     "morningstar": ["__version__"],
     "morningstar.core": ["OHLCV_COLUMNS", "Pair", "Timeframe", "parse_pair", "parse_timeframe"],
+    "morningstar.core.engine": [
+        "EXIT_REASONS", "TRADE_DTYPE", "Costs", "EngineFrames", "EngineInputError", "EngineOptions",
+        "EngineResult", "ExitReason", "FillTiming", "FractionSizing", "IntrabarPolicy",
+        "NotionalSizing", "OrderLimits", "Sizing", "Stops", "VolTargetSizing", "simulate",
+        "to_pandas",
+    ],
     "morningstar.core.indicators": [
         "MACD", "BollingerBands", "DonchianChannel", "adx", "atr", "bollinger", "donchian", "ema",
         "macd", "minus_di", "plus_di", "rolling_std", "rolling_volatility", "rsi", "sma",

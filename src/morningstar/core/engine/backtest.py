@@ -25,9 +25,6 @@ from morningstar.core.engine.types import (
 __all__ = ["simulate"]
 
 _EMPTY = np.empty(0, dtype=np.float64)
-#: Trade fields the kernel writes, in its argument order.
-_KERNEL_TRADE_FIELDS = ("entry_bar", "exit_bar", "side", "size", "entry_price", "exit_price",
-                        "entry_fee", "exit_fee", "pnl", "return", "exit_reason")  # fmt: skip
 _KERNEL_ERRORS = {
     _k.ERR_NON_FINITE: "a price is NaN or infinite",
     _k.ERR_NON_POSITIVE: "a price is zero or negative",
@@ -64,9 +61,15 @@ def _bool_array(name: str, values: npt.ArrayLike | None, n: int) -> npt.NDArray[
     return np.ascontiguousarray(arr)
 
 
-def _timestamps(values: npt.ArrayLike | pd.DatetimeIndex | None, n: int) -> npt.NDArray[np.int64] | None:
+def _timestamps(
+    values: npt.ArrayLike | pd.DatetimeIndex | None, n: int
+) -> npt.NDArray[np.int64] | None:
     if values is None:
         return None
+    if isinstance(values, pd.Series | pd.Index) and isinstance(
+        values.dtype, pd.DatetimeTZDtype | np.dtypes.DateTime64DType
+    ):
+        values = pd.DatetimeIndex(values)
     if isinstance(values, pd.DatetimeIndex):
         index = values.tz_convert("UTC") if values.tz is not None else values
         arr = np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
@@ -217,20 +220,45 @@ def simulate(
     sl_mode, sl_frac, sl_arr = _distance("stop_loss_dist", stop_loss_dist, stops.stop_loss, n)
     tp_mode, tp_frac, tp_arr = _distance("take_profit_dist", take_profit_dist, stops.take_profit, n)
     tr_mode, tr_frac, tr_arr = _distance("trailing_dist", trailing_dist, stops.trailing_stop, n)
+    if _k.STOP_DISTANCE in (sl_mode, tp_mode, tr_mode):
+        stop_dist = np.full((n, 3), np.nan)
+        for column, (mode, arr) in enumerate(
+            ((sl_mode, sl_arr), (tp_mode, tp_arr), (tr_mode, tr_arr))
+        ):
+            if mode == _k.STOP_DISTANCE:
+                stop_dist[:, column] = arr
+    else:
+        stop_dist = np.empty((0, 3), dtype=np.float64)
 
+    params = np.zeros(_k.P_COUNT, dtype=np.float64)
+    params[_k.P_INIT_CASH] = cash
+    params[_k.P_FEE_RATE] = costs.fee_bps / 1e4
+    params[_k.P_SLIP_FIXED] = costs.slippage_bps / 1e4
+    params[_k.P_SLIP_K] = costs.vol_slippage_k
+    params[_k.P_SIZE_MODE] = size_mode
+    params[_k.P_SIZE_VALUE] = size_value
+    params[_k.P_SIZE_CAP] = size_cap
+    params[_k.P_MIN_SIZE] = limits.min_size
+    params[_k.P_MIN_NOTIONAL] = limits.min_notional
+    params[_k.P_QTY_STEP] = limits.qty_step
+    params[_k.P_SL_MODE] = sl_mode
+    params[_k.P_SL_FRAC] = sl_frac
+    params[_k.P_TP_MODE] = tp_mode
+    params[_k.P_TP_FRAC] = tp_frac
+    params[_k.P_TRAIL_MODE] = tr_mode
+    params[_k.P_TRAIL_FRAC] = tr_frac
+    params[_k.P_TARGET_FIRST] = stops.intrabar == "target_first"
+    params[_k.P_FILL_AT_CLOSE] = options.fill_timing == "close"
+    params[_k.P_CLOSE_AT_END] = options.close_at_end
+
+    # every trade starts with an entry signal: their count bounds the number of trades
     capacity = int(np.count_nonzero(le)) + int(np.count_nonzero(se)) + 1
     equity = np.empty(n, dtype=np.float64)
     position = np.empty(n, dtype=np.float64)
-    cols = {name: np.empty(capacity, dtype=TRADE_DTYPE[name]) for name in _KERNEL_TRADE_FIELDS}
+    table = np.empty((capacity, _k.T_COUNT), dtype=np.float64)
     status, bad_bar, n_trades, n_skipped = _k.run_kernel(
-        o, h, lo, c, le, lx, se, sx, vol, sl_arr, tp_arr, tr_arr,
-        cash, costs.fee_bps / 1e4, costs.slippage_bps / 1e4, costs.vol_slippage_k,
-        size_mode, float(size_value), float(size_cap),
-        limits.min_size, limits.min_notional, limits.qty_step,
-        sl_mode, sl_frac, tp_mode, tp_frac, tr_mode, tr_frac,
-        stops.intrabar == "target_first", options.fill_timing == "close", options.close_at_end,
-        equity, position, *cols.values(),
-    )  # fmt: skip
+        o, h, lo, c, le, lx, se, sx, vol, stop_dist, params, equity, position, table
+    )
     if status != _k.OK:
         where = f"bar {bad_bar}"
         if ts is not None:
@@ -238,14 +266,20 @@ def simulate(
         raise EngineInputError(
             _KERNEL_ERRORS[status],
             where=where,
-            hint=f"open={o[bad_bar]!r} high={h[bad_bar]!r} low={lo[bad_bar]!r} close={c[bad_bar]!r}",
+            hint=(
+                f"open={float(o[bad_bar])!r} high={float(h[bad_bar])!r} "
+                f"low={float(lo[bad_bar])!r} close={float(c[bad_bar])!r}"
+            ),
         )
     trades = np.empty(n_trades, dtype=TRADE_DTYPE)
-    for name, values in cols.items():
-        trades[name] = values[:n_trades]
-    times = ts if ts is not None else np.arange(n, dtype=np.int64)
-    trades["entry_time"] = times[trades["entry_bar"]]
-    trades["exit_time"] = times[trades["exit_bar"]]
+    for column, name in enumerate(_k.T_COLUMNS):
+        trades[name] = table[:n_trades, column]
+    if ts is None:  # no timestamps: times are bar numbers
+        trades["entry_time"] = trades["entry_bar"]
+        trades["exit_time"] = trades["exit_bar"]
+    else:
+        trades["entry_time"] = ts[trades["entry_bar"]]
+        trades["exit_time"] = ts[trades["exit_bar"]]
     return EngineResult(
         equity=equity,
         position=position,

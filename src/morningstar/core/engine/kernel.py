@@ -4,18 +4,22 @@ This module is the hot loop only. It trusts its inputs: :func:`morningstar.core.
 validates and converts them, then calls :func:`run_kernel`. The semantics are written down in
 ``docs/engine.md``; the short version, for bar ``t``:
 
-``next_open`` timing (``fill_at_close=False``)
+``next_open`` timing
     1. open of ``t``: act on the signals of bar ``t-1`` (close the position, then open the new one);
     2. inside ``t``: stops and targets of the open position (gap at the open first, then high/low);
     3. close of ``t``: mark to market.
 
-``close`` timing (``fill_at_close=True``)
+``close`` timing
     1. inside ``t``: stops and targets of the position carried into ``t``;
     2. close of ``t``: act on the signals of bar ``t`` at the close price, then mark to market.
 
 Every fill pays ``fee_rate`` on its notional and gets a price made worse by the slippage fraction
 ``slip_fixed + slip_k * volatility[v]``, where ``v`` is the last bar whose close is known at the fill:
 ``t - 1`` for fills at the open of or inside bar ``t``, ``t`` for fills at its close.
+
+Scalar settings travel in one float64 array (``P_*`` indices), the running state in another
+(``S_*``) and the trades in a 2-D float64 array (``T_*`` columns): few arguments, so that the
+helpers inline and no reference counting happens per call.
 """
 
 from __future__ import annotations
@@ -31,6 +35,26 @@ __all__ = [
     "ERR_NON_FINITE",
     "ERR_NON_POSITIVE",
     "OK",
+    "P_CLOSE_AT_END",
+    "P_COUNT",
+    "P_FEE_RATE",
+    "P_FILL_AT_CLOSE",
+    "P_INIT_CASH",
+    "P_MIN_NOTIONAL",
+    "P_MIN_SIZE",
+    "P_QTY_STEP",
+    "P_SIZE_CAP",
+    "P_SIZE_MODE",
+    "P_SIZE_VALUE",
+    "P_SLIP_FIXED",
+    "P_SLIP_K",
+    "P_SL_FRAC",
+    "P_SL_MODE",
+    "P_TARGET_FIRST",
+    "P_TP_FRAC",
+    "P_TP_MODE",
+    "P_TRAIL_FRAC",
+    "P_TRAIL_MODE",
     "REASON_END_OF_DATA",
     "REASON_OPEN",
     "REASON_SIGNAL",
@@ -43,12 +67,14 @@ __all__ = [
     "STOP_DISTANCE",
     "STOP_FRACTION",
     "STOP_NONE",
+    "T_COLUMNS",
+    "T_COUNT",
+    "check_prices",
     "run_kernel",
 ]
 
 F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-I8 = npt.NDArray[np.int8]
+F64_2D = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
 # exit reasons (mirrored by ExitReason in types.py)
@@ -75,12 +101,64 @@ ERR_NON_FINITE = 1
 ERR_NON_POSITIVE = 2
 ERR_BAD_RANGE = 3
 
-_ROUND_EPS = 1e-9  # absolute tolerance, in quantity steps, against 0.3 / 0.1 = 2.9999999999999996
+# settings (params array)
+P_INIT_CASH = 0
+P_FEE_RATE = 1  # fee per fill, fraction of the notional
+P_SLIP_FIXED = 2  # fixed slippage, fraction of the price
+P_SLIP_K = 3  # volatility-scaled slippage factor
+P_SIZE_MODE = 4  # SIZE_*
+P_SIZE_VALUE = 5  # fraction of equity / notional / target volatility per bar
+P_SIZE_CAP = 6  # maximum fraction of equity (vol target)
+P_MIN_SIZE = 7
+P_MIN_NOTIONAL = 8
+P_QTY_STEP = 9
+P_SL_MODE = 10  # STOP_*
+P_SL_FRAC = 11
+P_TP_MODE = 12
+P_TP_FRAC = 13
+P_TRAIL_MODE = 14
+P_TRAIL_FRAC = 15
+P_TARGET_FIRST = 16  # 1.0: when stop and target are both inside one bar, the target first
+P_FILL_AT_CLOSE = 17  # 1.0: "close" timing, 0.0: "next_open"
+P_CLOSE_AT_END = 18  # 1.0: close an open position at the last close
+P_COUNT = 19
+
+# running state (state array)
+_S_CASH = 0
+_S_SIDE = 1  # +1 long, -1 short, 0 flat
+_S_QTY = 2  # absolute quantity of the open position
+_S_K = 3  # row of the open (or last) trade
+_S_N_TRADES = 4
+_S_N_SKIPPED = 5
+_S_SL = 6  # stop-loss level (±inf when none)
+_S_TP = 7  # take-profit level (±inf when none)
+_S_TRAIL = 8  # trailing distance: a fraction or a price distance
+_S_EXTREME = 9  # best price since entry: highest high (long) / lowest low (short)
+_S_COUNT = 10
+
+# trade columns (trades array)
+T_ENTRY_BAR = 0
+T_EXIT_BAR = 1
+T_SIDE = 2
+T_SIZE = 3
+T_ENTRY_PRICE = 4
+T_EXIT_PRICE = 5
+T_ENTRY_FEE = 6
+T_EXIT_FEE = 7
+T_PNL = 8
+T_RETURN = 9
+T_REASON = 10
+T_COUNT = 11
+#: Record field of each trade column, in column order.
+T_COLUMNS = ("entry_bar", "exit_bar", "side", "size", "entry_price", "exit_price", "entry_fee",
+             "exit_fee", "pnl", "return", "exit_reason")  # fmt: skip
+
+_ROUND_EPS = 1e-9  # tolerance, in quantity steps, against 0.3 / 0.1 = 2.9999999999999996
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bad_bar(o: float, h: float, lo: float, c: float) -> int:
-    """``OK`` or the ``ERR_*`` code of a bar's prices (nearly free inside the main pass)."""
+    """``OK`` or the ``ERR_*`` code of one bar's prices."""
     if not (math.isfinite(o) and math.isfinite(h) and math.isfinite(lo) and math.isfinite(c)):
         return ERR_NON_FINITE
     if not lo > 0.0:
@@ -94,7 +172,8 @@ def _bad_bar(o: float, h: float, lo: float, c: float) -> int:
 def check_prices(open_: F64, high: F64, low: F64, close: F64) -> tuple[int, int]:
     """``(OK, -1)``, or the ``ERR_*`` code and index of the first bar with invalid prices.
 
-    The first pass has no early exit so that it vectorises; the second one runs only on error.
+    Prices must be finite and > 0 with ``low <= open, close <= high``. The first pass has no
+    early exit so that it vectorises; the second one runs only when something is wrong.
     """
     bad = False
     for t in range(close.shape[0]):
@@ -102,8 +181,8 @@ def check_prices(open_: F64, high: F64, low: F64, close: F64) -> tuple[int, int]
         h = high[t]
         lo = low[t]
         c = close[t]
-        # NaN makes every comparison False, so "not (a <= b)" also catches NaN
-        bad |= not (lo > 0.0 and lo <= o and lo <= c and o <= h and c <= h and h < np.inf)
+        # NaN fails every comparison, so the negation catches it too
+        bad |= not (lo > 0.0 and lo <= o and lo <= c and o <= h and c <= h < np.inf)
     if not bad:
         return OK, -1
     for t in range(close.shape[0]):
@@ -113,150 +192,102 @@ def check_prices(open_: F64, high: F64, low: F64, close: F64) -> tuple[int, int]
     return OK, -1
 
 
-@njit(cache=True)
-def _slippage(volatility: F64, bar: int, slip_fixed: float, slip_k: float) -> float:
-    """Slippage fraction for a fill whose latest known close is ``bar`` (NaN volatility adds 0)."""
-    slip = slip_fixed
+@njit(cache=True, inline="always")
+def _slippage(volatility: F64, bar: int, params: F64) -> float:
+    """Slippage fraction of a fill whose latest known close is ``bar`` (NaN volatility adds 0)."""
+    slip = float(params[P_SLIP_FIXED])
+    slip_k = params[P_SLIP_K]
     if slip_k != 0.0:
         vol = volatility[bar]
-        if vol == vol:
+        if not math.isnan(vol):
             slip += slip_k * vol
     return slip
 
 
-@njit(cache=True)
-def _entry_quantity(
-    price: float,
-    cash: float,
-    fee_rate: float,
-    size_mode: int,
-    size_value: float,
-    size_cap: float,
-    vol: float,
-    min_size: float,
-    min_notional: float,
-    qty_step: float,
-) -> float:
-    """Quantity to open at ``price`` (fill price), or 0.0 when the order must be skipped."""
+@njit(cache=True, inline="always")
+def _entry_quantity(price: float, cash: float, vol: float, params: F64) -> float:
+    """Quantity to open at fill ``price``, or 0.0 when the order must be skipped.
+
+    The size mode gives a wanted quantity; it is capped so that notional plus fee fit in the
+    cash, rounded down to the quantity step, and dropped when below the minimums.
+    """
     if not cash > 0.0:
         return 0.0
-    if size_mode == SIZE_FRACTION:
-        qty = size_value * cash / price
-    elif size_mode == SIZE_NOTIONAL:
-        qty = size_value / price
+    mode = int(params[P_SIZE_MODE])
+    value = params[P_SIZE_VALUE]
+    if mode == SIZE_FRACTION:
+        qty = value * cash / price
+    elif mode == SIZE_NOTIONAL:
+        qty = value / price
     else:
         if not vol > 0.0:  # NaN, zero or negative volatility estimate: no sizing possible
             return 0.0
-        fraction = size_value / vol
-        if fraction > size_cap:
-            fraction = size_cap
+        fraction = min(value / vol, params[P_SIZE_CAP])
         qty = fraction * cash / price
+    fee_rate = params[P_FEE_RATE]
     unit_cost = price * (1.0 + fee_rate)
     max_qty = cash / unit_cost
-    if qty > max_qty:
-        qty = max_qty
-    if qty_step > 0.0:
-        steps = math.floor(qty / qty_step + _ROUND_EPS)
-        qty = steps * qty_step
+    qty = min(qty, max_qty)
+    step = params[P_QTY_STEP]
+    if step > 0.0:
+        steps = math.floor(qty / step + _ROUND_EPS)
+        qty = steps * step
         while steps > 0 and qty * unit_cost > cash:
             steps -= 1
-            qty = steps * qty_step
-    if not qty > 0.0 or qty < min_size or qty * price < min_notional:
+            qty = steps * step
+    if not qty > 0.0 or qty < params[P_MIN_SIZE] or qty * price < params[P_MIN_NOTIONAL]:
         return 0.0
-    return qty
+    return float(qty)
 
 
-@njit(cache=True)
-def _close_trade(
-    k: int,
-    bar: int,
-    price: float,
-    fee_rate: float,
-    reason: int,
-    side: int,
-    size: float,
-    cash: float,
-    t_exit_bar: I64,
-    t_entry_price: F64,
-    t_exit_price: F64,
-    t_entry_fee: F64,
-    t_exit_fee: F64,
-    t_pnl: F64,
-    t_ret: F64,
-    t_reason: I8,
-) -> float:
-    """Write the exit of trade ``k`` at fill ``price`` and return the new cash balance."""
+@njit(cache=True, inline="always")
+def _close_position(
+    bar: int, price: float, reason: int, state: F64, params: F64, trades: F64_2D
+) -> None:
+    """Close the open position at fill ``price`` in ``bar``: cash, trade row, state."""
+    k = int(state[_S_K])
+    side = state[_S_SIDE]
+    size = state[_S_QTY]
     notional = size * price
-    fee = notional * fee_rate
-    entry_price = t_entry_price[k]
-    entry_value = size * entry_price
+    fee = notional * params[P_FEE_RATE]
+    entry_value = size * trades[k, T_ENTRY_PRICE]
     if side > 0:
-        cash += notional - fee
-        pnl = (notional - entry_value) - t_entry_fee[k] - fee
+        state[_S_CASH] += notional - fee
+        pnl = (notional - entry_value) - trades[k, T_ENTRY_FEE] - fee
     else:
-        cash -= notional + fee
-        pnl = (entry_value - notional) - t_entry_fee[k] - fee
-    t_exit_bar[k] = bar
-    t_exit_price[k] = price
-    t_exit_fee[k] = fee
-    t_pnl[k] = pnl
-    t_ret[k] = pnl / entry_value
-    t_reason[k] = reason
-    return cash
+        state[_S_CASH] -= notional + fee
+        pnl = (entry_value - notional) - trades[k, T_ENTRY_FEE] - fee
+    trades[k, T_EXIT_BAR] = bar
+    trades[k, T_EXIT_PRICE] = price
+    trades[k, T_EXIT_FEE] = fee
+    trades[k, T_PNL] = pnl
+    trades[k, T_RETURN] = pnl / entry_value
+    trades[k, T_REASON] = reason
+    state[_S_SIDE] = 0.0
+    state[_S_QTY] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _on_signals(
     t: int,
     s: int,
     ref: float,
-    le: bool,
-    lx: bool,
-    se: bool,
-    sx: bool,
     allow_entry: bool,
-    cash: float,
-    side: int,
-    qty: float,
-    k: int,
-    n_trades: int,
-    n_skipped: int,
+    long_entries: B,
+    long_exits: B,
+    short_entries: B,
+    short_exits: B,
     volatility: F64,
-    sl_dist: F64,
-    tp_dist: F64,
-    trail_dist: F64,
-    fee_rate: float,
-    slip_fixed: float,
-    slip_k: float,
-    size_mode: int,
-    size_value: float,
-    size_cap: float,
-    min_size: float,
-    min_notional: float,
-    qty_step: float,
-    sl_mode: int,
-    sl_frac: float,
-    tp_mode: int,
-    tp_frac: float,
-    trail_mode: int,
-    trail_frac: float,
-    t_entry_bar: I64,
-    t_exit_bar: I64,
-    t_side: I8,
-    t_size: F64,
-    t_entry_price: F64,
-    t_exit_price: F64,
-    t_entry_fee: F64,
-    t_exit_fee: F64,
-    t_pnl: F64,
-    t_ret: F64,
-    t_reason: I8,
-) -> tuple[float, int, float, int, int, int, float, float, float, float]:
-    """Act on the signals of bar ``s`` at price ``ref`` in bar ``t``: exit, then entry.
-
-    Returns the new ``(cash, side, qty, k, n_trades, n_skipped, sl_level, tp_level, trail_d,
-    extreme)``; the last four are meaningful only when a position is open.
-    """
+    stop_dist: F64_2D,
+    params: F64,
+    state: F64,
+    trades: F64_2D,
+) -> None:
+    """Act in bar ``t`` at price ``ref`` on the signals of bar ``s``: exit first, then entry."""
+    le = long_entries[s]
+    lx = long_exits[s]
+    se = short_entries[s]
+    sx = short_exits[s]
     if le and lx:  # entry and exit of one side on one bar: both ignored
         le = False
         lx = False
@@ -266,64 +297,122 @@ def _on_signals(
     if le and se:  # long and short entries on one bar: both ignored
         le = False
         se = False
-    sl_level = 0.0
-    tp_level = 0.0
-    trail_d = 0.0
-    extreme = 0.0
+    side = state[_S_SIDE]
     # 1) close the position on an exit signal or an opposite entry
     if (side > 0 and (lx or se)) or (side < 0 and (sx or le)):
-        slip = _slippage(volatility, s, slip_fixed, slip_k)
-        fill = ref * (1.0 - slip) if side > 0 else ref * (1.0 + slip)
-        cash = _close_trade(k, t, fill, fee_rate, REASON_SIGNAL, side, qty, cash, t_exit_bar,
-                            t_entry_price, t_exit_price, t_entry_fee, t_exit_fee, t_pnl, t_ret,
-                            t_reason)  # fmt: skip
-        side = 0
-        qty = 0.0
+        slip = _slippage(volatility, s, params)
+        _close_position(t, ref * (1.0 - side * slip), REASON_SIGNAL, state, params, trades)
     # 2) then open the new position (one at a time: an entry while in position is ignored)
-    if side != 0 or not (le or se) or not allow_entry:
-        return cash, side, qty, k, n_trades, n_skipped, sl_level, tp_level, trail_d, extreme
-    new_side = 1 if le else -1
-    slip = _slippage(volatility, s, slip_fixed, slip_k)
-    fill = ref * (1.0 + slip) if new_side > 0 else ref * (1.0 - slip)
-    vol_s = volatility[s] if volatility.shape[0] > 0 else np.nan
-    q = _entry_quantity(fill, cash, fee_rate, size_mode, size_value, size_cap, vol_s, min_size,
-                        min_notional, qty_step)  # fmt: skip
-    if q == 0.0:
-        return cash, side, qty, k, n_trades, n_skipped + 1, sl_level, tp_level, trail_d, extreme
-    notional = q * fill
-    fee = notional * fee_rate
-    if new_side > 0:
-        cash -= notional + fee
-    else:
-        cash += notional - fee
-    k = n_trades
-    t_entry_bar[k] = t
-    t_side[k] = new_side
-    t_size[k] = q
-    t_entry_price[k] = fill
-    t_entry_fee[k] = fee
-    # stop levels: from the entry fill price, or from the signal bar's distances
-    sign = float(new_side)
+    if state[_S_SIDE] != 0.0 or not (le or se) or not allow_entry:
+        return
+    sign = 1.0 if le else -1.0
+    fill = ref * (1.0 + sign * _slippage(volatility, s, params))
+    vol = volatility[s] if volatility.shape[0] > 0 else np.nan
+    qty = _entry_quantity(fill, state[_S_CASH], vol, params)
+    if qty == 0.0:
+        state[_S_N_SKIPPED] += 1.0
+        return
+    notional = qty * fill
+    fee = notional * params[P_FEE_RATE]
+    state[_S_CASH] -= sign * notional + fee
+    k = int(state[_S_N_TRADES])
+    state[_S_N_TRADES] += 1.0
+    state[_S_K] = k
+    state[_S_SIDE] = sign
+    state[_S_QTY] = qty
+    trades[k, T_ENTRY_BAR] = t
+    trades[k, T_SIDE] = sign
+    trades[k, T_SIZE] = qty
+    trades[k, T_ENTRY_PRICE] = fill
+    trades[k, T_ENTRY_FEE] = fee
+    # stop levels: from the entry fill price, or from the signal bar's distances (NaN: none)
     sl_level = -np.inf * sign
     tp_level = np.inf * sign
+    trail = 0.0
+    sl_mode = int(params[P_SL_MODE])
     if sl_mode == STOP_FRACTION:
-        sl_level = fill * (1.0 - sign * sl_frac)
-    elif sl_mode == STOP_DISTANCE:
-        d = sl_dist[s]
-        if d == d:
-            sl_level = fill - sign * d
+        sl_level = fill * (1.0 - sign * params[P_SL_FRAC])
+    elif sl_mode == STOP_DISTANCE and not math.isnan(stop_dist[s, 0]):
+        sl_level = fill - sign * stop_dist[s, 0]
+    tp_mode = int(params[P_TP_MODE])
     if tp_mode == STOP_FRACTION:
-        tp_level = fill * (1.0 + sign * tp_frac)
-    elif tp_mode == STOP_DISTANCE:
-        d = tp_dist[s]
-        if d == d:
-            tp_level = fill + sign * d
+        tp_level = fill * (1.0 + sign * params[P_TP_FRAC])
+    elif tp_mode == STOP_DISTANCE and not math.isnan(stop_dist[s, 1]):
+        tp_level = fill + sign * stop_dist[s, 1]
+    trail_mode = int(params[P_TRAIL_MODE])
     if trail_mode == STOP_FRACTION:
-        trail_d = trail_frac
+        trail = params[P_TRAIL_FRAC]
     elif trail_mode == STOP_DISTANCE:
-        d = trail_dist[s]
-        trail_d = d if d == d else np.inf  # NaN: a trailing level that is never reached
-    return cash, new_side, q, k, n_trades + 1, n_skipped, sl_level, tp_level, trail_d, fill
+        d = stop_dist[s, 2]
+        trail = np.inf if math.isnan(d) else d  # NaN: a trailing level that is never reached
+    state[_S_SL] = sl_level
+    state[_S_TP] = tp_level
+    state[_S_TRAIL] = trail
+    state[_S_EXTREME] = fill
+
+
+@njit(cache=True, inline="always")
+def _check_stops(
+    t: int,
+    o: float,
+    h: float,
+    lo: float,
+    volatility: F64,
+    params: F64,
+    state: F64,
+    trades: F64_2D,
+) -> None:
+    """Stops and target of the open position inside bar ``t``.
+
+    Order: a gap through the stop (or the trailing stop) or the target at the open fills at the
+    open; then the bar's range: the stop level (the tighter of stop-loss and the trailing level
+    of the previous bars) and the target, the adverse one first unless ``P_TARGET_FIRST``;
+    then, if still open, the trailing extreme ratchets with this bar's high (long) / low (short).
+    """
+    sign = state[_S_SIDE]
+    stop_level = state[_S_SL]
+    tp_level = state[_S_TP]
+    stop_reason = REASON_STOP_LOSS
+    trail_mode = int(params[P_TRAIL_MODE])
+    if trail_mode != STOP_NONE:
+        if trail_mode == STOP_FRACTION:
+            trail_level = state[_S_EXTREME] * (1.0 - sign * state[_S_TRAIL])
+        else:
+            trail_level = state[_S_EXTREME] - sign * state[_S_TRAIL]
+        if sign * (trail_level - stop_level) > 0.0:
+            stop_level = trail_level
+            stop_reason = REASON_TRAILING_STOP
+    # prices times sign: "higher" is "better for the trade" for both sides
+    fs = sign * stop_level
+    ft = sign * tp_level
+    fo = sign * o
+    worst = lo if sign > 0 else -h
+    best = h if sign > 0 else -lo
+    exit_ref = 0.0
+    reason = -1
+    if fo <= fs:  # gap through the stop: filled at the open
+        exit_ref = o
+        reason = stop_reason
+    elif fo >= ft:  # gap through the target: filled at the open
+        exit_ref = o
+        reason = REASON_TAKE_PROFIT
+    else:
+        stop_hit = worst <= fs
+        target_hit = best >= ft
+        if stop_hit and not (target_hit and params[P_TARGET_FIRST] != 0.0):
+            exit_ref = stop_level
+            reason = stop_reason
+        elif target_hit:
+            exit_ref = tp_level
+            reason = REASON_TAKE_PROFIT
+    if reason >= 0:
+        slip = _slippage(volatility, t - 1, params)
+        _close_position(t, exit_ref * (1.0 - sign * slip), reason, state, params, trades)
+    elif trail_mode != STOP_NONE:
+        if sign > 0:
+            state[_S_EXTREME] = max(state[_S_EXTREME], h)
+        else:
+            state[_S_EXTREME] = min(state[_S_EXTREME], lo)
 
 
 @njit(cache=True)
@@ -337,90 +426,55 @@ def run_kernel(
     short_entries: B,
     short_exits: B,
     volatility: F64,
-    sl_dist: F64,
-    tp_dist: F64,
-    trail_dist: F64,
-    init_cash: float,
-    fee_rate: float,
-    slip_fixed: float,
-    slip_k: float,
-    size_mode: int,
-    size_value: float,
-    size_cap: float,
-    min_size: float,
-    min_notional: float,
-    qty_step: float,
-    sl_mode: int,
-    sl_frac: float,
-    tp_mode: int,
-    tp_frac: float,
-    trail_mode: int,
-    trail_frac: float,
-    target_first: bool,
-    fill_at_close: bool,
-    close_at_end: bool,
+    stop_dist: F64_2D,
+    params: F64,
     equity: F64,
     position: F64,
-    t_entry_bar: I64,
-    t_exit_bar: I64,
-    t_side: I8,
-    t_size: F64,
-    t_entry_price: F64,
-    t_exit_price: F64,
-    t_entry_fee: F64,
-    t_exit_fee: F64,
-    t_pnl: F64,
-    t_ret: F64,
-    t_reason: I8,
+    trades: F64_2D,
 ) -> tuple[int, int, int, int]:
     """Simulate one asset bar by bar, writing into preallocated outputs.
 
     Args:
-        open_, high, low, close: prices per bar (float64, same length ``n``).
+        open_, high, low, close: prices per bar (float64, length ``n``).
         long_entries, long_exits, short_entries, short_exits: signals known at each bar's close.
-        volatility: per-bar volatility estimate (fraction of price) known at the bar's close, or an
-            empty array when neither vol-scaled slippage nor vol-target sizing is used.
-        sl_dist, tp_dist, trail_dist: per-bar price distances for stops in ``STOP_DISTANCE`` mode
-            (read at the signal bar of the entry), else empty arrays.
-        init_cash: starting cash. fee_rate: fee per fill, fraction of notional.
-        slip_fixed, slip_k: slippage fraction ``slip_fixed + slip_k * volatility``.
-        size_mode, size_value, size_cap: sizing (fraction of equity / notional in cash / target
-            volatility per bar, capped at ``size_cap`` of equity).
-        min_size, min_notional, qty_step: order limits (0 disables each one).
-        sl_mode, sl_frac, tp_mode, tp_frac, trail_mode, trail_frac: stop rules.
-        target_first: when a stop and the target are both inside one bar, assume the target first.
-        fill_at_close: ``close`` timing instead of ``next_open``.
-        close_at_end: close an open position at the last close (reason end_of_data).
+        volatility: per-bar volatility estimate (fraction of price) known at the bar's close, or
+            an empty array when neither vol-scaled slippage nor vol-target sizing is used.
+        stop_dist: ``(n, 3)`` price distances of stop-loss, take-profit and trailing stop for
+            the ``STOP_DISTANCE`` modes (read at the entry's signal bar), else ``(0, 3)``.
+        params: the settings, ``P_COUNT`` values at the ``P_*`` indices.
         equity, position: outputs, one value per bar.
-        t_*: trade outputs, at least as long as the number of entries that can happen.
+        trades: output, ``(capacity, T_COUNT)``; capacity at least the number of entry signals.
 
     Returns:
-        ``(status, bad_bar, n_trades, n_skipped)``: ``status`` is ``OK`` or an ``ERR_*`` code for
-        the prices of bar ``bad_bar``; the first ``n_trades`` rows of the trade arrays are valid.
+        ``(status, bad_bar, n_trades, n_skipped)``: ``status`` is ``OK`` or the ``ERR_*`` code of
+        the prices of bar ``bad_bar``; the first ``n_trades`` rows of ``trades`` are valid.
     """
     n = close.shape[0]
-    has_stops = sl_mode != STOP_NONE or tp_mode != STOP_NONE or trail_mode != STOP_NONE
-    cash = init_cash
-    side = 0  # +1 long, -1 short, 0 flat
-    qty = 0.0  # absolute quantity of the open position
-    k = -1  # index of the open (or last) trade
-    n_trades = 0
-    n_skipped = 0
-    sl_level = 0.0
-    tp_level = 0.0
-    trail_d = 0.0  # trailing distance: a fraction (fraction mode) or a price distance
-    extreme = 0.0  # best price since entry: highest high (long) / lowest low (short)
-
     status, bad_bar = check_prices(open_, high, low, close)
     if status != OK:
         return status, bad_bar, 0, 0
 
-    lag = 0 if fill_at_close else 1  # signals of bar t - lag are acted on in bar t
+    has_stops = (
+        params[P_SL_MODE] != STOP_NONE
+        or params[P_TP_MODE] != STOP_NONE
+        or params[P_TRAIL_MODE] != STOP_NONE
+    )
+    fill_at_close = params[P_FILL_AT_CLOSE] != 0.0
+    close_at_end = params[P_CLOSE_AT_END] != 0.0
+    lag = 0 if fill_at_close else 1  # bar t acts on the signals of bar t - lag
+    state = np.zeros(_S_COUNT, dtype=np.float64)
+    state[_S_CASH] = params[P_INIT_CASH]
+    state[_S_K] = -1.0
+
+    trail_mode = int(params[P_TRAIL_MODE])
     t = 0
     while t < n:
-        # fast path: no signal to act on in bar t and no stop to watch: only mark to market
-        if side == 0 or not has_stops:
-            signed = -qty if side < 0 else qty
+        # fast paths: skip to the next bar where something may happen (a signal to act on, a
+        # level touched, the last bar with close_at_end), only marking to market on the way
+        cash = state[_S_CASH]
+        sign = state[_S_SIDE]
+        signed = sign * state[_S_QTY]
+        if sign == 0.0 or not has_stops:
             while t < n:
                 s = t - lag
                 if s >= 0 and (
@@ -432,121 +486,80 @@ def run_kernel(
                 position[t] = signed
                 equity[t] = cash + signed * close[t]
                 t += 1
-            if t == n:
-                break
+        else:
+            # in position with stops: prices times sign, so that higher is better for the
+            # trade; a gap (open beyond a level) implies the low/high is beyond it too
+            fs_sl = sign * state[_S_SL]
+            ft = sign * state[_S_TP]
+            trail = state[_S_TRAIL]
+            extreme = state[_S_EXTREME]
+            while t < n:
+                s = t - lag
+                if s >= 0 and (
+                    long_entries[s] or long_exits[s] or short_entries[s] or short_exits[s]
+                ):
+                    break
+                if close_at_end and t == n - 1:
+                    break
+                fs = fs_sl
+                if trail_mode == STOP_FRACTION:
+                    fs = max(fs, sign * extreme * (1.0 - sign * trail))
+                elif trail_mode == STOP_DISTANCE:
+                    fs = max(fs, sign * (extreme - sign * trail))
+                if sign > 0.0:
+                    worst = low[t]
+                    best = high[t]
+                else:
+                    worst = -high[t]
+                    best = -low[t]
+                if worst <= fs or best >= ft:
+                    break  # a level is touched: the full step below decides what happens
+                if trail_mode != STOP_NONE:
+                    extreme = max(extreme, high[t]) if sign > 0.0 else min(extreme, low[t])
+                position[t] = signed
+                equity[t] = cash + signed * close[t]
+                t += 1
+            state[_S_EXTREME] = extreme
+        if t == n:
+            break
 
-        o = open_[t]
-        h = high[t]
-        lo = low[t]
+        # full step for bar t
         c = close[t]
-
         # 1) next_open timing: act at the open of t on the signals of t-1
         if not fill_at_close and t > 0:
-            s = t - 1
-            if long_entries[s] or long_exits[s] or short_entries[s] or short_exits[s]:
-                # fmt: off
-                (cash, side, qty, k, n_trades, n_skipped, sl_level, tp_level, trail_d,
-                 extreme) = _on_signals(
-                    t, s, o, long_entries[s], long_exits[s], short_entries[s], short_exits[s],
-                    True, cash, side, qty, k, n_trades, n_skipped, volatility, sl_dist, tp_dist,
-                    trail_dist, fee_rate, slip_fixed, slip_k, size_mode, size_value, size_cap,
-                    min_size, min_notional, qty_step, sl_mode, sl_frac, tp_mode, tp_frac,
-                    trail_mode, trail_frac, t_entry_bar, t_exit_bar, t_side, t_size,
-                    t_entry_price, t_exit_price, t_entry_fee, t_exit_fee, t_pnl, t_ret, t_reason)
-                # fmt: on
-
-        # 2) stops and targets inside bar t: gap at the open first, then the high/low range;
-        #    the trailing level comes from the previous bars, then ratchets with this bar
-        if side != 0 and has_stops:
-            sign = float(side)
-            stop_level = sl_level
-            stop_reason = REASON_STOP_LOSS
-            if trail_mode != STOP_NONE:
-                if trail_mode == STOP_FRACTION:
-                    trail_level = extreme * (1.0 - sign * trail_d)
-                else:
-                    trail_level = extreme - sign * trail_d
-                if sign * (trail_level - stop_level) > 0.0:
-                    stop_level = trail_level
-                    stop_reason = REASON_TRAILING_STOP
-            # in the trade's favourable direction, "price" below is sign * price
-            fo = sign * o
-            fs = sign * stop_level
-            ft = sign * tp_level
-            worst = sign * lo if side > 0 else sign * h  # most adverse price of the bar
-            best = sign * h if side > 0 else sign * lo  # most favourable price of the bar
-            exit_ref = 0.0
-            reason = -1
-            if fo <= fs:  # gap through the stop: filled at the open
-                exit_ref = o
-                reason = stop_reason
-            elif fo >= ft:  # gap through the target: filled at the open
-                exit_ref = o
-                reason = REASON_TAKE_PROFIT
-            else:
-                stop_hit = worst <= fs
-                target_hit = best >= ft
-                if stop_hit and not (target_hit and target_first):
-                    exit_ref = stop_level
-                    reason = stop_reason
-                elif target_hit:
-                    exit_ref = tp_level
-                    reason = REASON_TAKE_PROFIT
-            if reason >= 0:
-                slip = _slippage(volatility, t - 1, slip_fixed, slip_k)
-                cash = _close_trade(k, t, exit_ref * (1.0 - sign * slip), fee_rate, reason, side,
-                                    qty, cash, t_exit_bar, t_entry_price, t_exit_price,
-                                    t_entry_fee, t_exit_fee, t_pnl, t_ret, t_reason)  # fmt: skip
-                side = 0
-                qty = 0.0
-            elif trail_mode != STOP_NONE:
-                if side > 0:
-                    extreme = max(extreme, h)
-                else:
-                    extreme = min(extreme, lo)
-
+            _on_signals(t, t - 1, open_[t], True, long_entries, long_exits, short_entries,
+                        short_exits, volatility, stop_dist, params, state, trades)  # fmt: skip
+        # 2) stops and target inside bar t (also on the entry bar of a next_open fill)
+        if state[_S_SIDE] != 0.0 and has_stops:
+            _check_stops(t, open_[t], high[t], low[t], volatility, params, state, trades)
         # 3) close timing: act at the close of t on the signals of t; with close_at_end no
         #    position is opened at the last close (it would be closed at once)
         if fill_at_close:
-            if long_entries[t] or long_exits[t] or short_entries[t] or short_exits[t]:
-                allow_entry = not (close_at_end and t == n - 1)
-                # fmt: off
-                (cash, side, qty, k, n_trades, n_skipped, sl_level, tp_level, trail_d,
-                 extreme) = _on_signals(
-                    t, t, c, long_entries[t], long_exits[t], short_entries[t], short_exits[t],
-                    allow_entry, cash, side, qty, k, n_trades, n_skipped,
-                    volatility, sl_dist, tp_dist, trail_dist, fee_rate, slip_fixed, slip_k,
-                    size_mode, size_value, size_cap, min_size, min_notional, qty_step, sl_mode,
-                    sl_frac, tp_mode, tp_frac, trail_mode, trail_frac, t_entry_bar, t_exit_bar,
-                    t_side, t_size, t_entry_price, t_exit_price, t_entry_fee, t_exit_fee, t_pnl,
-                    t_ret, t_reason)
-                # fmt: on
-
+            allow_entry = not (close_at_end and t == n - 1)
+            _on_signals(t, t, c, allow_entry, long_entries, long_exits, short_entries,
+                        short_exits, volatility, stop_dist, params, state, trades)  # fmt: skip
         # 4) end of data: optionally close at the last close
-        if close_at_end and t == n - 1 and side != 0:
-            slip = _slippage(volatility, t, slip_fixed, slip_k)
-            cash = _close_trade(k, t, c * (1.0 - side * slip), fee_rate, REASON_END_OF_DATA, side,
-                                qty, cash, t_exit_bar, t_entry_price, t_exit_price, t_entry_fee,
-                                t_exit_fee, t_pnl, t_ret, t_reason)  # fmt: skip
-            side = 0
-            qty = 0.0
-
-        signed = -qty if side < 0 else qty
+        if close_at_end and t == n - 1 and state[_S_SIDE] != 0.0:
+            slip = _slippage(volatility, t, params)
+            _close_position(t, c * (1.0 - state[_S_SIDE] * slip), REASON_END_OF_DATA, state,
+                            params, trades)  # fmt: skip
+        signed = state[_S_SIDE] * state[_S_QTY]
         position[t] = signed
-        equity[t] = cash + signed * c
+        equity[t] = state[_S_CASH] + signed * c
         t += 1
 
-    if side != 0:  # still open: marked to market at the last close, no exit fee
+    if state[_S_SIDE] != 0.0:  # still open: marked to market at the last close, no exit fee
+        k = int(state[_S_K])
         last = n - 1
-        c = close[last]
-        entry_value = qty * t_entry_price[k]
-        value = qty * c
-        pnl = (value - entry_value) if side > 0 else (entry_value - value)
-        pnl -= t_entry_fee[k]
-        t_exit_bar[k] = last
-        t_exit_price[k] = c
-        t_exit_fee[k] = 0.0
-        t_pnl[k] = pnl
-        t_ret[k] = pnl / entry_value
-        t_reason[k] = REASON_OPEN
-    return OK, -1, n_trades, n_skipped
+        size = state[_S_QTY]
+        entry_value = size * trades[k, T_ENTRY_PRICE]
+        value = size * close[last]
+        pnl = (value - entry_value) if state[_S_SIDE] > 0 else (entry_value - value)
+        pnl -= trades[k, T_ENTRY_FEE]
+        trades[k, T_EXIT_BAR] = last
+        trades[k, T_EXIT_PRICE] = close[last]
+        trades[k, T_EXIT_FEE] = 0.0
+        trades[k, T_PNL] = pnl
+        trades[k, T_RETURN] = pnl / entry_value
+        trades[k, T_REASON] = REASON_OPEN
+    return OK, -1, int(state[_S_N_TRADES]), int(state[_S_N_SKIPPED])

@@ -50,7 +50,8 @@ class EngineResult:
     @property
     def closed_trades(self) -> npt.NDArray[np.void]:
         """The trades that were closed (exit reason other than ``open``)."""
-        return self.trades[self.trades["exit_reason"] != ExitReason.OPEN]
+        closed: npt.NDArray[np.void] = self.trades[self.trades["exit_reason"] != ExitReason.OPEN]
+        return closed
 
     @property
     def open_trade(self) -> np.void | None:

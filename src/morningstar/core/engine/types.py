@@ -183,12 +183,8 @@ class VolTargetSizing:
 
     def __post_init__(self) -> None:
         check_number("VolTargetSizing", "target_vol", self.target_vol, low_open=True)
-        check_number(
-            "VolTargetSizing", "periods_per_year", self.periods_per_year, low_open=True
-        )
-        check_number(
-            "VolTargetSizing", "max_fraction", self.max_fraction, low_open=True, high=1.0
-        )
+        check_number("VolTargetSizing", "periods_per_year", self.periods_per_year, low_open=True)
+        check_number("VolTargetSizing", "max_fraction", self.max_fraction, low_open=True, high=1.0)
 
     @property
     def target_per_bar(self) -> float:
@@ -222,12 +218,19 @@ class Stops:
 
     def __post_init__(self) -> None:
         if self.stop_loss is not None:
-            check_number("Stops", "stop_loss", self.stop_loss, low_open=True, high=1.0, high_open=True)
+            check_number(
+                "Stops", "stop_loss", self.stop_loss, low_open=True, high=1.0, high_open=True
+            )
         if self.take_profit is not None:
             check_number("Stops", "take_profit", self.take_profit, low_open=True)
         if self.trailing_stop is not None:
             check_number(
-                "Stops", "trailing_stop", self.trailing_stop, low_open=True, high=1.0, high_open=True
+                "Stops",
+                "trailing_stop",
+                self.trailing_stop,
+                low_open=True,
+                high=1.0,
+                high_open=True,
             )
         _check_choice("Stops", "intrabar", self.intrabar, ("stop_first", "target_first"))
 

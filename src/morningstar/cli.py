@@ -579,6 +579,120 @@ def backtest_cmd(
     _print_metrics(saved, title=f"{res.strategy}({params_text}) on {venue} {pair} {timeframe}")
 
 
+RangeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--range",
+        "-r",
+        help="Values to try: NAME=START:STOP:STEP or NAME=A,B,C (default: declared grid).",
+    ),
+]
+
+
+@app.command("sweep")
+def sweep_cmd(
+    ctx: typer.Context,
+    venue: Annotated[str, typer.Option(help="Venue of the stored dataset.")],
+    pair: Annotated[str, typer.Option(help="Pair BASE/QUOTE.")],
+    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Timeframe, e.g. 1h.")],
+    strategy: Annotated[
+        str, typer.Option("--strategy", "-s", help="Strategy name or file.")
+    ] = "ema_cross",
+    value_range: RangeOpt = None,
+    method: Annotated[str, typer.Option(help="grid or random.")] = "grid",
+    n_iter: Annotated[int, typer.Option(help="Draws for --method random.")] = 100,
+    metric: Annotated[str, typer.Option(help="Ranking metric (higher is better).")] = "sharpe",
+    top: Annotated[int, typer.Option(help="Rows to show.")] = 10,
+    start: Annotated[str | None, typer.Option(help="First bar (ISO date).")] = None,
+    end: Annotated[str | None, typer.Option(help="End (ISO date, exclusive).")] = None,
+    fee_bps: Annotated[float, typer.Option(help="Fee per fill in basis points.")] = 10.0,
+    calendar: CalendarOpt = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for results.csv and summary.json.")
+    ] = None,
+) -> None:
+    """Evaluate many parameter combinations; save every result (CSV) and the best one's report."""
+    from morningstar.services.research import parse_space, run_stored_sweep
+
+    space = parse_space(value_range or [])
+    with recorded_run(ctx, "sweep") as (application, _run_id):
+        result, files = run_stored_sweep(
+            application.market_data, venue=venue, pair=pair, timeframe=timeframe,
+            strategy=strategy, space=space, method=method, n_iter=n_iter, metric=metric,
+            start=start, end=end, fee_bps=fee_bps,
+            calendar=calendar or application.settings.data.calendar, out=out,
+        )  # fmt: skip
+    keys = [*result.best_params, metric, "total_return", "max_drawdown", "trade_count", "win_rate"]
+    _print_table(
+        result.top(top)[list(dict.fromkeys(k for k in keys if k in result.table.columns))],
+        title=f"{result.best.strategy}: top {top} of {result.n_trials} combinations by {metric} "
+        f"({result.n_skipped} invalid skipped)",
+    )
+    console.print(
+        f"results: {files['table']}; best report: {files['best_report']}", highlight=False
+    )
+
+
+@app.command("walkforward")
+def walkforward_cmd(
+    ctx: typer.Context,
+    venue: Annotated[str, typer.Option(help="Venue of the stored dataset.")],
+    pair: Annotated[str, typer.Option(help="Pair BASE/QUOTE.")],
+    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Timeframe, e.g. 1h.")],
+    train: Annotated[int, typer.Option(help="Bars per in-sample (training) window.")],
+    test: Annotated[int, typer.Option(help="Bars per out-of-sample window.")],
+    strategy: Annotated[
+        str, typer.Option("--strategy", "-s", help="Strategy name or file.")
+    ] = "ema_cross",
+    value_range: RangeOpt = None,
+    anchored: Annotated[
+        bool, typer.Option(help="Training windows all start at the first bar.")
+    ] = False,
+    embargo: Annotated[int, typer.Option(help="Bars skipped between train and test.")] = 0,
+    method: Annotated[str, typer.Option(help="grid or random.")] = "grid",
+    n_iter: Annotated[int, typer.Option(help="Draws per fold for --method random.")] = 100,
+    metric: Annotated[
+        str, typer.Option(help="Metric that picks each fold's parameters.")
+    ] = "sharpe",
+    start: Annotated[str | None, typer.Option(help="First bar (ISO date).")] = None,
+    end: Annotated[str | None, typer.Option(help="End (ISO date, exclusive).")] = None,
+    fee_bps: Annotated[float, typer.Option(help="Fee per fill in basis points.")] = 10.0,
+    calendar: CalendarOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the fold table and summary.")] = None,
+) -> None:
+    """Walk-forward: optimise on each train window, test on the next; deflated Sharpe reported."""
+    from morningstar.services.research import parse_space, run_stored_walk_forward
+
+    space = parse_space(value_range or [])
+    with recorded_run(ctx, "walkforward") as (application, _run_id):
+        result, files = run_stored_walk_forward(
+            application.market_data, venue=venue, pair=pair, timeframe=timeframe,
+            strategy=strategy, train=train, test=test, space=space, anchored=anchored,
+            embargo=embargo, method=method, n_iter=n_iter, metric=metric, start=start, end=end,
+            fee_bps=fee_bps, calendar=calendar or application.settings.data.calendar, out=out,
+        )  # fmt: skip
+    _print_table(result.table, title=f"walk-forward: {len(result.table)} folds")
+    summary = result.summary()
+    table = Table(title="out-of-sample summary", show_header=False, header_style="bold")
+    table.add_column("key")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"results: {files['table']}, {files['json']}", highlight=False)
+
+
+def _print_table(frame: Any, title: str, max_columns: int = 12) -> None:
+    """Print a DataFrame as a rich table (the first ``max_columns`` columns; files have all)."""
+    frame = frame.iloc[:, :max_columns]
+    table = Table(title=title, header_style="bold")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+
+
 # ============================================================================ demo (main job)
 @app.command("demo")
 def demo(

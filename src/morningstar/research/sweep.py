@@ -23,6 +23,7 @@ import pandas as pd
 
 from morningstar.core.engine import Costs, EngineOptions, OrderLimits, Sizing, Stops, simulate
 from morningstar.core.metrics import periods_per_year, summary
+from morningstar.core.timeframe import Timeframe
 from morningstar.data.ohlcv import to_contract
 from morningstar.errors import StrategyError, UserInputError
 from morningstar.research.backtest import Result, _timeframe, backtest, resolve_strategy
@@ -108,7 +109,7 @@ def sweep(
     limits: OrderLimits | None = None,
     options: EngineOptions | None = None,
     init_cash: float = 10_000.0,
-    timeframe: str | None = None,
+    timeframe: str | Timeframe | None = None,
     calendar: str = "crypto",
     n_jobs: int | None = None,
 ) -> SweepResult:

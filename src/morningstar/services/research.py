@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from morningstar.core.engine import Costs, EngineOptions, Stops
+from morningstar.core.timeframe import Timeframe
+from morningstar.core.types import Pair
 from morningstar.data.parquet_store import OHLCVStore
 from morningstar.errors import StorageError, UserInputError
-from morningstar.research import Result, backtest
+from morningstar.research import (
+    Result,
+    SweepResult,
+    WalkForwardResult,
+    backtest,
+    sweep,
+    walk_forward,
+)
 from morningstar.services.data import pair_arg, resolve_calendar, timeframe_arg
 
-__all__ = ["SavedBacktest", "parse_params", "run_stored_backtest", "save_result"]
+__all__ = [
+    "SavedBacktest",
+    "parse_params",
+    "parse_space",
+    "run_stored_backtest",
+    "run_stored_sweep",
+    "run_stored_walk_forward",
+    "save_result",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +63,146 @@ def parse_params(items: Sequence[str]) -> dict[str, str]:
             )
         out[key.strip()] = value.strip()
     return out
+
+
+def parse_space(items: Sequence[str]) -> dict[str, list[str]] | None:
+    """``["fast=5:50:5", "slow=20,50,100"]`` → values per parameter (None when empty).
+
+    ``a:b:s`` is an inclusive range with step ``s``; ``a,b,c`` a list. Values stay text: the
+    strategy converts and checks each one.
+
+    Raises:
+        UserInputError: malformed item.
+    """
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserInputError(
+                f"bad range {item!r}", hint="write NAME=START:STOP:STEP or NAME=A,B,C"
+            )
+        if ":" in value:
+            try:
+                lo, hi, step = (float(x) for x in value.split(":"))
+            except ValueError:
+                raise UserInputError(
+                    f"bad range {item!r}", hint="write NAME=START:STOP:STEP, e.g. fast=5:50:5"
+                ) from None
+            if step <= 0 or hi < lo:
+                raise UserInputError(f"bad range {item!r}", hint="need STOP >= START and STEP > 0")
+            count = int((hi - lo) / step + 1e-9) + 1
+            out[key.strip()] = [f"{lo + i * step:g}" for i in range(count)]
+        else:
+            out[key.strip()] = [v.strip() for v in value.split(",") if v.strip()]
+    return out or None
+
+
+def _save_table(table: object, summary: dict[str, object], folder: Path) -> dict[str, Path]:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {"table": folder / "results.csv", "json": folder / "summary.json"}
+        table.to_csv(files["table"], index=False)  # type: ignore[attr-defined]
+        files["json"].write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write the results ({exc.strerror or exc})", where=str(folder),
+            hint="choose a writable --out folder",
+        ) from exc  # fmt: skip
+    return files
+
+
+def _load(
+    store: OHLCVStore, venue: str, pair: str, timeframe: str, start: str | None, end: str | None
+) -> tuple[Pair, Timeframe, pd.DataFrame]:
+    p, tf = pair_arg(pair), timeframe_arg(timeframe)
+    bars = store.load(venue, p, tf, start, end)
+    if len(bars) < 2:
+        raise UserInputError(
+            f"only {len(bars)} stored bar(s) of {venue} {p} {tf} in that range",
+            hint="widen --start/--end or download/import more data",
+        )
+    return p, tf, bars
+
+
+def run_stored_sweep(
+    store: OHLCVStore,
+    *,
+    venue: str,
+    pair: str,
+    timeframe: str,
+    strategy: str,
+    space: Mapping[str, Sequence[object]] | None = None,
+    method: str = "grid",
+    n_iter: int = 100,
+    metric: str = "sharpe",
+    start: str | None = None,
+    end: str | None = None,
+    fee_bps: float = 10.0,
+    calendar: str = "auto",
+    out: Path | None = None,
+) -> tuple[SweepResult, dict[str, Path]]:
+    """Sweep ``strategy`` on a stored dataset; save ``results.csv`` (every combination),
+    ``summary.json`` and the best combination's report."""
+    p, tf, bars = _load(store, venue, pair, timeframe, start, end)
+    cal = resolve_calendar(calendar, venue, p)
+    result = sweep(
+        bars, strategy, space, method=method, n_iter=n_iter, metric=metric,
+        costs=Costs(fee_bps=fee_bps), timeframe=tf, calendar=cal,
+    )  # fmt: skip
+    folder = out or store.root / "reports" / _slug("sweep", result.best.strategy, venue, p, tf)
+    summary = {
+        "strategy": result.best.strategy, "metric": metric, "method": method,
+        "n_trials": result.n_trials, "n_skipped": result.n_skipped,
+        "best_params": result.best_params, "best_metrics": result.best.to_dict()["metrics"],
+    }  # fmt: skip
+    files = _save_table(result.table, summary, folder)
+    files.update({f"best_{k}": v for k, v in save_result(result.best, folder / "best").items()})
+    return result, files
+
+
+def run_stored_walk_forward(
+    store: OHLCVStore,
+    *,
+    venue: str,
+    pair: str,
+    timeframe: str,
+    strategy: str,
+    train: int,
+    test: int,
+    space: Mapping[str, Sequence[object]] | None = None,
+    anchored: bool = False,
+    embargo: int = 0,
+    method: str = "grid",
+    n_iter: int = 100,
+    metric: str = "sharpe",
+    start: str | None = None,
+    end: str | None = None,
+    fee_bps: float = 10.0,
+    calendar: str = "auto",
+    out: Path | None = None,
+) -> tuple[WalkForwardResult, dict[str, Path]]:
+    """Walk-forward analysis on a stored dataset; save the per-fold table and the summary."""
+    p, tf, bars = _load(store, venue, pair, timeframe, start, end)
+    cal = resolve_calendar(calendar, venue, p)
+    result = walk_forward(
+        bars, strategy, space, train=train, test=test, anchored=anchored, embargo=embargo,
+        method=method, n_iter=n_iter, metric=metric, costs=Costs(fee_bps=fee_bps),
+        timeframe=tf, calendar=cal,
+    )  # fmt: skip
+    name = strategy if "/" not in strategy else Path(strategy.split(":", maxsplit=1)[0]).stem
+    folder = out or store.root / "reports" / _slug("walkforward", name, venue, p, tf)
+    files = _save_table(result.table, result.to_dict(), folder)
+    try:
+        result.oos_equity.to_csv(folder / "oos_equity.csv")
+    except OSError as exc:
+        raise StorageError(f"cannot write the results ({exc.strerror})", where=str(folder)) from exc
+    files["oos_equity"] = folder / "oos_equity.csv"
+    return result, files
+
+
+def _slug(*parts: object) -> str:
+    text = "-".join(p.file_stem if hasattr(p, "file_stem") else str(p) for p in parts)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 def save_result(result: Result, folder: Path) -> dict[str, Path]:
@@ -97,13 +257,7 @@ def run_stored_backtest(
         DataNotFoundError: no stored data for that dataset or range.
         StrategyError / UserInputError: bad strategy, parameters or settings (one line).
     """
-    p, tf = pair_arg(pair), timeframe_arg(timeframe)
-    bars = store.load(venue, p, tf, start, end)
-    if len(bars) < 2:
-        raise UserInputError(
-            f"only {len(bars)} stored bar(s) of {venue} {p} {tf} in that range",
-            hint="widen --start/--end or download/import more data",
-        )
+    p, tf, bars = _load(store, venue, pair, timeframe, start, end)
     if fill_timing not in ("next_open", "close"):
         raise UserInputError(f"unknown fill timing {fill_timing!r}", hint="use next_open or close")
     cal = resolve_calendar(calendar, venue, p)
@@ -120,8 +274,7 @@ def run_stored_backtest(
     )
     if out is None:
         base = reports_dir if reports_dir is not None else store.root / "reports"
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{result.strategy}-{venue}-{p.file_stem}-{tf}")
-        out = base / slug
+        out = base / _slug(result.strategy, venue, p, tf)
     files = save_result(result, out)
     log.info("backtest %s on %s %s %s saved to %s", result.strategy, venue, p, tf, out)
     return SavedBacktest(result, out, files)

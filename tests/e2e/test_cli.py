@@ -358,3 +358,34 @@ def test_backtest_command(env: Path, shared_data: Path, capsys: pytest.CaptureFi
     )
     code, _, err = run(capsys, *args, "--start", "2030-01-01")
     assert code == 1 and "only 0 stored bar(s)" in err
+
+
+def test_sweep_and_walkforward_commands(
+    env: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = shared_data / "genetrader" / "BINANCE_BTC_USDT-1h.csv"
+    code, _, err = run(capsys, "data", "import", str(csv))
+    assert code == 0, err
+    base = ["--venue", "binance", "--pair", "BTC/USDT", "-t", "1h", "-s", "ema_cross"]
+    ranges = ["-r", "fast=5:20:5", "-r", "slow=30,60"]
+    code, out, err = run(capsys, "sweep", *base, *ranges, "--out", str(env / "sw"))
+    assert code == 0, err
+    assert "top 10 of 8 combinations by sharpe" in out
+    table = pd.read_csv(env / "sw" / "results.csv")
+    assert len(table) == 8 and list(table["sharpe"]) == sorted(table["sharpe"], reverse=True)
+    summary = json.loads((env / "sw" / "summary.json").read_text())
+    assert summary["n_trials"] == 8 and (env / "sw" / "best" / "report.html").is_file()
+    code, out, err = run(
+        capsys, "walkforward", *base, *ranges, "--train", "2000", "--test", "1000",
+        "--out", str(env / "wf"),
+    )  # fmt: skip
+    assert code == 0, err
+    folds = pd.read_csv(env / "wf" / "results.csv")
+    assert len(folds) == 3  # (5980 - 2000) // 1000
+    data = json.loads((env / "wf" / "summary.json").read_text())
+    assert data["summary"]["n_trials"] == 24  # 8 combinations x 3 folds
+    assert [f["n_trials"] for f in data["folds"]] == [8, 8, 8]
+    assert 0.0 <= float(data["summary"]["dsr"]) <= 1.0
+    assert len(pd.read_csv(env / "wf" / "oos_equity.csv")) == 3000
+    code, _, err = run(capsys, "sweep", *base, "-r", "fast=5:1:5")
+    assert code == 1 and "bad range 'fast=5:1:5'" in err

@@ -5,7 +5,8 @@ Long-only by default; ``allow_short`` adds the mirrored short rules where the st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from morningstar.core.indicators import atr, bollinger, donchian, ema, macd, rsi
 from morningstar.errors import StrategyError
 from morningstar.strategies.base import (
     Bars,
+    FloatArray,
     Param,
     ParamValue,
     Signals,
@@ -56,56 +58,55 @@ def _with_short(
     return Signals(long_entries, long_exits, **extra)  # type: ignore[arg-type]
 
 
-class EmaCross(Strategy):
+_AVERAGES: dict[str, Callable[..., FloatArray]] = {"ema": ema, "sma": sma}
+
+
+class _AverageCross(Strategy):
+    """Long when the fast average of the close crosses above the slow one; exit on the cross
+    below. Subclasses choose the average by ``label`` (a key of ``_AVERAGES``)."""
+
+    label: ClassVar[str]
+
+    @classmethod
+    def check_relations(cls, params: Mapping[str, ParamValue]) -> None:
+        """fast < slow."""
+        _fast_below_slow(cls.name, params)
+
+    def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
+        """Crossovers of average(fast) and average(slow) of the close."""
+        average = _AVERAGES[self.label]
+        fast = bars.ind(average, bars.close, _i(params, "fast"))
+        slow = bars.ind(average, bars.close, _i(params, "slow"))
+        return _with_short(
+            cross_above(fast, slow), cross_below(fast, slow), bool(params["allow_short"]),
+            indicators={f"{self.label}_fast": fast, f"{self.label}_slow": slow},
+        )  # fmt: skip
+
+
+class EmaCross(_AverageCross):
     """Long when the fast EMA crosses above the slow EMA; exit when it crosses below."""
 
     name = "ema_cross"
     description = "EMA crossover trend follower"
+    label = "ema"
     params = (
         Param("fast", "int", 10, 2, 200, 1, "fast EMA period (bars)"),
         Param("slow", "int", 50, 3, 1000, 1, "slow EMA period (bars)"),
         _SHORT,
     )
 
-    @classmethod
-    def check_relations(cls, params: Mapping[str, ParamValue]) -> None:
-        """fast < slow."""
-        _fast_below_slow(cls.name, params)
 
-    def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
-        """Crossovers of EMA(fast) and EMA(slow) of the close."""
-        fast = bars.ind(ema, bars.close, _i(params, "fast"))
-        slow = bars.ind(ema, bars.close, _i(params, "slow"))
-        return _with_short(
-            cross_above(fast, slow), cross_below(fast, slow), bool(params["allow_short"]),
-            indicators={"ema_fast": fast, "ema_slow": slow},
-        )  # fmt: skip
-
-
-class SmaCross(Strategy):
+class SmaCross(_AverageCross):
     """Long when the fast SMA crosses above the slow SMA; exit when it crosses below."""
 
     name = "sma_cross"
     description = "SMA crossover trend follower"
+    label = "sma"
     params = (
         Param("fast", "int", 20, 2, 200, 1, "fast SMA period (bars)"),
         Param("slow", "int", 100, 3, 1000, 1, "slow SMA period (bars)"),
         _SHORT,
     )
-
-    @classmethod
-    def check_relations(cls, params: Mapping[str, ParamValue]) -> None:
-        """fast < slow."""
-        _fast_below_slow(cls.name, params)
-
-    def signals(self, bars: Bars, params: Mapping[str, ParamValue]) -> Signals:
-        """Crossovers of SMA(fast) and SMA(slow) of the close."""
-        fast = bars.ind(sma, bars.close, _i(params, "fast"))
-        slow = bars.ind(sma, bars.close, _i(params, "slow"))
-        return _with_short(
-            cross_above(fast, slow), cross_below(fast, slow), bool(params["allow_short"]),
-            indicators={"sma_fast": fast, "sma_slow": slow},
-        )  # fmt: skip
 
 
 class BollingerAtr(Strategy):

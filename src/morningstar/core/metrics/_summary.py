@@ -8,10 +8,11 @@ from typing import Final
 import numpy.typing as npt
 
 from morningstar.core.metrics._common import as_series, check_periods_per_year
-from morningstar.core.metrics._drawdown import longest_drawdown, max_drawdown
+from morningstar.core.metrics._drawdown import _max_drawdown_kernel
 from morningstar.core.metrics._returns import (
     annual_volatility,
     cagr,
+    equity_curve,
     sharpe,
     simple_returns,
     sortino,
@@ -83,10 +84,12 @@ def summary(
         )
     ppy = check_periods_per_year(periods_per_year)
     r = simple_returns(eq)
-    dd = max_drawdown(r)
+    # one compounded curve and one drawdown pass serve max drawdown, its duration and the longest
+    # spell under water (max_drawdown() and longest_drawdown() would each recompute both)
+    depth, _, _, _, duration, longest = _max_drawdown_kernel(equity_curve(r))
     growth = cagr(r, ppy)
     # calmar() without recomputing the CAGR and the drawdown (same definition)
-    calmar_ratio = growth / abs(dd.depth) if dd.depth < 0.0 and math.isfinite(growth) else math.nan
+    calmar_ratio = growth / abs(depth) if depth < 0.0 and math.isfinite(growth) else math.nan
     trades = trade_stats(trades_pnl)
     values = (
         float(eq.size),
@@ -96,9 +99,9 @@ def summary(
         sharpe(r, ppy, risk_free),
         sortino(r, ppy),
         calmar_ratio,
-        dd.depth,
-        float(dd.duration),
-        float(longest_drawdown(r)),
+        depth,
+        float(duration),
+        float(longest),
         exposure(pos),
         float(trades.count),
         trades.win_rate,

@@ -562,3 +562,46 @@ def test_equity_and_returns_round_trip(returns: np.ndarray) -> None:
     equity = equity_curve(returns, start=250.0)
     assert np.allclose(simple_returns(equity), returns, rtol=1e-9, atol=1e-12)
     assert np.isclose(total_return(returns), equity[-1] / 250.0 - 1.0, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    grid_returns,
+    pnls,
+    st.lists(st.integers(-2, 2), min_size=61, max_size=61),
+    st.sampled_from([0.0, 1e-4, -2e-3]),
+)
+def test_summary_pass_equals_the_individual_functions(
+    returns: np.ndarray, pnl: list[float], position: list[int], rf: float
+) -> None:
+    """summary() runs one compiled pass; each value must equal its stand-alone function."""
+    equity = equity_curve(returns, start=100.0)
+    pos = np.asarray(position[: len(equity)], dtype=np.float64)
+    stats = summary(equity, pnl, pos, PPY, risk_free=rf)
+    r = simple_returns(equity)
+    dd = max_drawdown(r)
+    trades = trade_stats(pnl)
+    expected = {
+        "bars": float(len(equity)),
+        "total_return": total_return(r),
+        "cagr": cagr(r, PPY),
+        "annual_volatility": annual_volatility(r, PPY),
+        "sharpe": sharpe(r, PPY, risk_free=rf),
+        "sortino": sortino(r, PPY),
+        "calmar": calmar(r, PPY),
+        "max_drawdown": dd.depth,
+        "max_drawdown_duration": float(dd.duration),
+        "longest_drawdown": float(longest_drawdown(r)),
+        "exposure": exposure(pos),
+        "trade_count": float(trades.count),
+        "win_rate": trades.win_rate,
+        "profit_factor": trades.profit_factor,
+        "expectancy": trades.expectancy,
+        "avg_win": trades.avg_win,
+        "avg_loss": trades.avg_loss,
+        "best_trade": trades.best,
+        "worst_trade": trades.worst,
+    }
+    assert tuple(stats) == SUMMARY_KEYS == tuple(expected)
+    for key, value in expected.items():
+        assert same(stats[key], value, rtol=1e-10, atol=1e-15), (key, stats[key], value)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from morningstar.core.timeframe import Timeframe, parse_timeframe
@@ -43,6 +44,7 @@ __all__ = [
     "infer_timeframe",
     "parse_file_name",
     "read_ohlcv_csv",
+    "timeframe_from_steps",
 ]
 
 
@@ -140,12 +142,28 @@ def infer_timeframe(index: pd.DatetimeIndex) -> Timeframe | None:
     """The most common step between consecutive bars (None for < 2 bars)."""
     if len(index) < 2:
         return None
-    steps = np.diff(index.as_unit("ns").asi8)
-    steps = steps[steps > 0]
+    return timeframe_from_steps(np.diff(index.as_unit("ns").asi8))
+
+
+def timeframe_from_steps(steps: npt.NDArray[np.int64]) -> Timeframe | None:
+    """The most common positive step (nanoseconds) as a timeframe; None without one.
+
+    A step that makes up more than half of the steps is the most common one, and checking that
+    takes one comparison per step; only irregular data pays for counting every distinct step.
+    """
     if steps.size == 0:
         return None
-    values, counts = np.unique(steps, return_counts=True)
-    seconds = int(values[np.argmax(counts)] // 1_000_000_000)
+    if int(steps.min()) <= 0:
+        steps = steps[steps > 0]
+        if steps.size == 0:
+            return None
+    head = steps[:1024]
+    values, counts = np.unique(head, return_counts=True)
+    candidate = values[np.argmax(counts)]
+    if 2 * int(np.count_nonzero(steps == candidate)) <= steps.size:
+        values, counts = np.unique(steps, return_counts=True)
+        candidate = values[np.argmax(counts)]
+    seconds = int(candidate // 1_000_000_000)
     return Timeframe(seconds) if seconds > 0 else None
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from morningstar.core.engine import (
@@ -27,12 +28,12 @@ from morningstar.core.engine import (
 )
 from morningstar.core.metrics import periods_per_year, summary
 from morningstar.core.timeframe import Timeframe, parse_timeframe
-from morningstar.data.csv_import import infer_timeframe
+from morningstar.data.csv_import import timeframe_from_steps
 from morningstar.data.ohlcv import to_contract
 from morningstar.errors import StrategyError, UserInputError
 from morningstar.strategies import Bars, ParamValue, Signals, Strategy, load_strategy
 
-__all__ = ["Result", "backtest", "resolve_strategy"]
+__all__ = ["Result", "backtest", "resolve_strategy", "resolve_timeframe"]
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ def backtest(
     if len(bars_df) < 2:
         raise UserInputError("need at least 2 bars to backtest", where="backtest data")
     index = pd.DatetimeIndex(bars_df.index)
-    if not index.is_monotonic_increasing or not index.is_unique:
+    steps = np.diff(index.asi8)  # the contract's index is UTC nanoseconds
+    if not bool((steps > 0).all()):
         raise UserInputError(
             "bars are not strictly increasing",
             where="backtest data",
@@ -176,8 +178,8 @@ def backtest(
         stop_loss_dist=sig.stop_distance,
         take_profit_dist=sig.target_distance,
     )
-    frames = result.to_pandas()
-    tf = _timeframe(timeframe, index)
+    frames = result.to_pandas(index)
+    tf = resolve_timeframe(timeframe, steps)
     closed = result.closed_trades
     metrics = summary(
         result.equity,
@@ -211,15 +213,24 @@ def backtest(
     )
 
 
-def _timeframe(timeframe: str | Timeframe | None, index: pd.DatetimeIndex) -> Timeframe:
+def resolve_timeframe(
+    timeframe: str | Timeframe | None, index: pd.DatetimeIndex | npt.NDArray[np.int64]
+) -> Timeframe:
+    """``timeframe`` as a :class:`Timeframe`; when None, the most common step of ``index`` (bar
+    times, or the nanosecond steps between them already computed).
+
+    Raises:
+        UserInputError: an unreadable timeframe, or none given and none can be inferred.
+    """
     if isinstance(timeframe, Timeframe):
         return timeframe
-    if isinstance(timeframe, str):
+    if timeframe is not None:
         try:
             return parse_timeframe(timeframe)
         except ValueError as exc:
             raise UserInputError(str(exc)) from None
-    inferred = infer_timeframe(index)
+    steps = np.diff(index.as_unit("ns").asi8) if isinstance(index, pd.DatetimeIndex) else index
+    inferred = timeframe_from_steps(steps)
     if inferred is None:
         raise UserInputError("cannot infer the timeframe", hint="pass timeframe='1h'")
     return inferred

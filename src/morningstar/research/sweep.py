@@ -26,7 +26,7 @@ from morningstar.core.metrics import periods_per_year, summary
 from morningstar.core.timeframe import Timeframe
 from morningstar.data.ohlcv import to_contract
 from morningstar.errors import StrategyError, UserInputError
-from morningstar.research.backtest import Result, _timeframe, backtest, resolve_strategy
+from morningstar.research.backtest import Result, backtest, resolve_strategy, resolve_timeframe
 from morningstar.strategies import Bars, ParamValue, Strategy
 
 __all__ = ["SweepResult", "parameter_grid", "sweep"]
@@ -138,7 +138,7 @@ def sweep(
     index = pd.DatetimeIndex(bars_df.index)
     arrays = {c: bars_df[c].to_numpy(dtype=np.float64) for c in bars_df.columns}
     bars = Bars(arrays["open"], arrays["high"], arrays["low"], arrays["close"], arrays["volume"])
-    ppy = periods_per_year(_timeframe(timeframe, index), calendar)
+    ppy = periods_per_year(resolve_timeframe(timeframe, index), calendar)
     grid = parameter_grid(strat, space)
     valid: list[dict[str, ParamValue]] = []
     skipped = 0

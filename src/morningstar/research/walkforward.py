@@ -40,11 +40,10 @@ from morningstar.core.overfitting import (
     return_moments,
 )
 from morningstar.core.splits import Split, purged_kfold, walk_forward_splits
-from morningstar.core.timeframe import Timeframe, parse_timeframe
-from morningstar.data.csv_import import infer_timeframe
+from morningstar.core.timeframe import Timeframe
 from morningstar.data.ohlcv import to_contract
 from morningstar.errors import UserInputError
-from morningstar.research.backtest import Result, backtest, resolve_strategy
+from morningstar.research.backtest import Result, backtest, resolve_strategy, resolve_timeframe
 from morningstar.research.sweep import sweep
 from morningstar.strategies import Bars, ParamValue, Signals, Strategy
 
@@ -240,20 +239,6 @@ def _bars(df: pd.DataFrame) -> Bars:
     return Bars(o, h, lo, c, v)
 
 
-def _timeframe(timeframe: str | Timeframe | None, index: pd.DatetimeIndex) -> Timeframe:
-    if isinstance(timeframe, Timeframe):
-        return timeframe
-    if timeframe is not None:
-        try:
-            return parse_timeframe(timeframe)
-        except ValueError as exc:
-            raise UserInputError(str(exc)) from None
-    inferred = infer_timeframe(index)
-    if inferred is None:
-        raise UserInputError("cannot infer the timeframe", hint="pass timeframe='1h'")
-    return inferred
-
-
 def _check_warmup(warmup: int | None) -> None:
     if warmup is not None and (
         isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0
@@ -331,7 +316,7 @@ def walk_forward(
     strat = resolve_strategy(strategy)
     bars_df = to_contract(data, where="walk-forward data")
     index = pd.DatetimeIndex(bars_df.index)
-    tf = _timeframe(timeframe, index)
+    tf = resolve_timeframe(timeframe, index)
     _check_warmup(warmup)
     if isinstance(test, int) and not isinstance(test, bool) and test < 2:
         raise UserInputError(f"test must be >= 2 bars, got {test}", where="walk_forward")
@@ -594,7 +579,7 @@ def purged_cv(
     strat = resolve_strategy(strategy)
     resolved = strat.resolve(params)
     bars_df = to_contract(data, where="purged_cv data")
-    tf = _timeframe(timeframe, pd.DatetimeIndex(bars_df.index))
+    tf = resolve_timeframe(timeframe, pd.DatetimeIndex(bars_df.index))
     _check_warmup(warmup)
     try:
         splits = purged_kfold(len(bars_df), k, embargo=embargo, label_horizon=label_horizon)

@@ -59,9 +59,9 @@ class EngineResult:
         still_open = self.trades[self.trades["exit_reason"] == ExitReason.OPEN]
         return still_open[0] if still_open.shape[0] else None
 
-    def to_pandas(self) -> EngineFrames:
+    def to_pandas(self, index: pd.DatetimeIndex | None = None) -> EngineFrames:
         """The result as pandas objects (see :func:`to_pandas`)."""
-        return to_pandas(self)
+        return to_pandas(self, index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,34 +73,52 @@ class EngineFrames:
     position: pd.Series
 
 
-def to_pandas(result: EngineResult) -> EngineFrames:
+def to_pandas(result: EngineResult, index: pd.DatetimeIndex | None = None) -> EngineFrames:
     """Turn a result into a trades frame, an equity series and a position series.
 
     The index is the bars' UTC open times (``timestamp``) when the simulation had timestamps,
-    else the bar numbers (``bar``). The trades frame keeps every record field, with
-    ``entry_time``/``exit_time`` as UTC datetimes when timestamps exist, ``side`` as ``long`` /
-    ``short``, ``exit_reason`` as its label (``signal``, ``stop_loss``, ``take_profit``,
-    ``trailing_stop``, ``end_of_data`` or ``open``) and a boolean ``is_open``.
+    else the bar numbers (``bar``); pass the bars' own UTC ``index`` to reuse it instead of
+    building it again from the timestamps. The trades frame keeps every record field, with
+    ``entry_time``/``exit_time`` as UTC datetimes when timestamps exist, ``side`` as the
+    categorical ``long`` / ``short``, ``exit_reason`` as its categorical label (``signal``,
+    ``stop_loss``, ``take_profit``, ``trailing_stop``, ``end_of_data`` or ``open``) and a
+    boolean ``is_open``.
     """
-    index: pd.Index
+    frame_index: pd.Index
     if result.timestamps is None:
-        index = pd.RangeIndex(result.equity.shape[0], name="bar")
+        frame_index = pd.RangeIndex(result.equity.shape[0], name="bar")
+    elif index is not None:
+        if len(index) != result.equity.shape[0] or str(index.tz) != "UTC":
+            raise ValueError(
+                f"index has {len(index)} bars ({index.tz}) for a result of "
+                f"{result.equity.shape[0]} bars: pass the bars' own UTC index"
+            )
+        frame_index = index.rename("timestamp")
     else:
-        index = pd.DatetimeIndex(pd.to_datetime(result.timestamps, unit="ns", utc=True)).rename(
-            "timestamp"
-        )
-    equity = pd.Series(result.equity, index=index, name="equity", copy=True)
-    position = pd.Series(result.position, index=index, name="position", copy=True)
+        frame_index = _utc_index(result.timestamps, "timestamp")
+    equity = pd.Series(result.equity, index=frame_index, name="equity", copy=True)
+    position = pd.Series(result.position, index=frame_index, name="position", copy=True)
 
     rec = result.trades
     columns: dict[str, object] = {name: rec[name].copy() for name in rec.dtype.names or ()}
     if result.timestamps is not None:
         for name in ("entry_time", "exit_time"):
-            columns[name] = pd.to_datetime(rec[name], unit="ns", utc=True)
-    labels = np.array(EXIT_REASONS, dtype=object)
-    columns["side"] = np.where(rec["side"] > 0, "long", "short").astype(object)
-    columns["exit_reason"] = labels[rec["exit_reason"].astype(np.intp)]
+            columns[name] = _utc_index(rec[name].astype(np.int64), name)
+    columns["side"] = pd.Categorical.from_codes((rec["side"] > 0).astype(np.int8), dtype=_SIDES)
+    columns["exit_reason"] = pd.Categorical.from_codes(
+        rec["exit_reason"].astype(np.int8), dtype=_REASONS
+    )
     columns["is_open"] = rec["exit_reason"] == ExitReason.OPEN
     trades = pd.DataFrame(columns)
     trades.index.name = "trade"
     return EngineFrames(trades=trades, equity=equity, position=position)
+
+
+_SIDES = pd.CategoricalDtype(["short", "long"])
+_REASONS = pd.CategoricalDtype(list(EXIT_REASONS))
+
+
+def _utc_index(epoch_ns: npt.NDArray[np.int64], name: str) -> pd.DatetimeIndex:
+    """Epoch nanoseconds as a UTC DatetimeIndex, without pd.to_datetime's parsing (10x faster)."""
+    naive = pd.DatetimeIndex(np.ascontiguousarray(epoch_ns).view("M8[ns]"), name=name)
+    return naive.tz_localize("UTC")

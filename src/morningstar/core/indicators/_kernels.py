@@ -158,9 +158,15 @@ def extreme_nb(
 # ------------------------------------------------------------------------------------- recursive
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"})
 def _ema_segment(x: FloatArray, n: int, out: FloatArray) -> None:
-    """TA-Lib EMA: seed = mean of the first ``n`` values at index ``n-1``, then ``k = 2/(n+1)``."""
+    """TA-Lib EMA: seed = mean of the first ``n`` values at index ``n-1``, then ``k = 2/(n+1)``.
+
+    The step is written ``prev * (1 - k) + x * k`` (TA-Lib: ``(x - prev) * k + prev``, the same
+    value to an ulp) so that only one multiply-add sits on the loop-carried dependency: the
+    recurrence runs about twice as fast. Rounding does not accumulate (each step shrinks the
+    previous error by ``1 - k``); the TA-Lib cross-check holds to 1e-9.
+    """
     m = x.size
     if m < n:
         return
@@ -170,8 +176,9 @@ def _ema_segment(x: FloatArray, n: int, out: FloatArray) -> None:
     prev = total / n
     out[n - 1] = prev
     k = 2.0 / (n + 1.0)
+    keep = 1.0 - k
     for i in range(n, m):
-        prev = (x[i] - prev) * k + prev
+        prev = prev * keep + x[i] * k
         out[i] = prev
 
 

@@ -156,7 +156,7 @@ T_COLUMNS = ("entry_bar", "exit_bar", "side", "size", "entry_price", "exit_price
 _ROUND_EPS = 1e-9  # tolerance, in quantity steps, against 0.3 / 0.1 = 2.9999999999999996
 
 
-@njit(cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _bad_bar(o: float, h: float, lo: float, c: float) -> int:
     """``OK`` or the ``ERR_*`` code of one bar's prices."""
     if not (math.isfinite(o) and math.isfinite(h) and math.isfinite(lo) and math.isfinite(c)):
@@ -168,7 +168,7 @@ def _bad_bar(o: float, h: float, lo: float, c: float) -> int:
     return OK
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def check_prices(open_: F64, high: F64, low: F64, close: F64) -> tuple[int, int]:
     """``(OK, -1)``, or the ``ERR_*`` code and index of the first bar with invalid prices.
 
@@ -192,7 +192,7 @@ def check_prices(open_: F64, high: F64, low: F64, close: F64) -> tuple[int, int]
     return OK, -1
 
 
-@njit(cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _slippage(volatility: F64, bar: int, params: F64) -> float:
     """Slippage fraction of a fill whose latest known close is ``bar`` (NaN volatility adds 0)."""
     slip = float(params[P_SLIP_FIXED])
@@ -204,7 +204,7 @@ def _slippage(volatility: F64, bar: int, params: F64) -> float:
     return slip
 
 
-@njit(cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _entry_quantity(price: float, cash: float, vol: float, params: F64) -> float:
     """Quantity to open at fill ``price``, or 0.0 when the order must be skipped.
 
@@ -240,7 +240,7 @@ def _entry_quantity(price: float, cash: float, vol: float, params: F64) -> float
     return float(qty)
 
 
-@njit(cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _close_position(
     bar: int, price: float, reason: int, state: F64, params: F64, trades: F64_2D
 ) -> None:
@@ -267,7 +267,7 @@ def _close_position(
     state[_S_QTY] = 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _on_signals(
     t: int,
     s: int,
@@ -351,7 +351,7 @@ def _on_signals(
     state[_S_EXTREME] = fill
 
 
-@njit(cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _check_stops(
     t: int,
     o: float,
@@ -415,7 +415,7 @@ def _check_stops(
             state[_S_EXTREME] = min(state[_S_EXTREME], lo)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def run_kernel(
     open_: F64,
     high: F64,

@@ -20,7 +20,7 @@ from morningstar.core.indicators._common import FloatArray, IndexArray
 # --------------------------------------------------------------------------------------- rolling
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _moments_segment(
     x: FloatArray,
     n: int,
@@ -90,7 +90,7 @@ def _moments_segment(
                 z_out[i] = ((x[i] - shift) - s1 / n) / np.sqrt(v) if v > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def moments_nb(
     x: FloatArray,
     n: int,
@@ -112,7 +112,7 @@ def moments_nb(
     return mean, var, z
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _extreme_segment(x: FloatArray, n: int, want_max: bool, out: FloatArray) -> None:
     """Rolling max (or min) with a monotonic deque of indices kept in a ring of ``n`` slots: O(len)."""
     m = x.size
@@ -144,7 +144,7 @@ def _extreme_segment(x: FloatArray, n: int, want_max: bool, out: FloatArray) -> 
             out[i] = x[ring[head]]
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def extreme_nb(
     x: FloatArray, n: int, want_max: bool, starts: IndexArray, ends: IndexArray
 ) -> FloatArray:
@@ -158,7 +158,7 @@ def extreme_nb(
 # ------------------------------------------------------------------------------------- recursive
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(nogil=True, cache=True, fastmath={"contract"})
 def _ema_segment(x: FloatArray, n: int, out: FloatArray) -> None:
     """TA-Lib EMA: seed = mean of the first ``n`` values at index ``n-1``, then ``k = 2/(n+1)``.
 
@@ -182,7 +182,7 @@ def _ema_segment(x: FloatArray, n: int, out: FloatArray) -> None:
         out[i] = prev
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def ema_nb(x: FloatArray, n: int, starts: IndexArray, ends: IndexArray) -> FloatArray:
     out = np.full(x.size, np.nan)
     for seg in range(starts.size):
@@ -191,7 +191,7 @@ def ema_nb(x: FloatArray, n: int, starts: IndexArray, ends: IndexArray) -> Float
     return out
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _macd_segment(
     x: FloatArray,
     fast: int,
@@ -238,7 +238,7 @@ def _macd_segment(
         hist_out[i] = line[j] - sig
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def macd_nb(
     x: FloatArray, fast: int, slow: int, signal: int, starts: IndexArray, ends: IndexArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -251,7 +251,7 @@ def macd_nb(
     return macd, sig, hist
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _rsi_value(gain: float, loss: float) -> float:
     total = gain + loss
     if total == 0.0:
@@ -259,7 +259,7 @@ def _rsi_value(gain: float, loss: float) -> float:
     return 100.0 * (gain / total)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _rsi_segment(x: FloatArray, n: int, out: FloatArray) -> None:
     """TA-Lib RSI: Wilder averages seeded with the plain mean of the first ``n`` changes."""
     m = x.size
@@ -289,7 +289,7 @@ def _rsi_segment(x: FloatArray, n: int, out: FloatArray) -> None:
         out[i] = _rsi_value(gain, loss)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def rsi_nb(x: FloatArray, n: int, starts: IndexArray, ends: IndexArray) -> FloatArray:
     out = np.full(x.size, np.nan)
     for seg in range(starts.size):
@@ -298,7 +298,7 @@ def rsi_nb(x: FloatArray, n: int, starts: IndexArray, ends: IndexArray) -> Float
     return out
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _true_range(high: float, low: float, prev_close: float) -> float:
     """``max(high-low, |high-prev_close|, |low-prev_close|)`` in TA-Lib's order."""
     out = high - low
@@ -306,7 +306,7 @@ def _true_range(high: float, low: float, prev_close: float) -> float:
     return max(out, abs(low - prev_close))
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def true_range_nb(
     high: FloatArray, low: FloatArray, close: FloatArray, starts: IndexArray, ends: IndexArray
 ) -> FloatArray:
@@ -318,7 +318,7 @@ def true_range_nb(
     return out
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _atr_segment(
     high: FloatArray, low: FloatArray, close: FloatArray, n: int, out: FloatArray
 ) -> None:
@@ -338,7 +338,7 @@ def _atr_segment(
         out[i] = prev
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def atr_nb(
     high: FloatArray,
     low: FloatArray,
@@ -354,7 +354,7 @@ def atr_nb(
     return out
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _dmi_segment(
     high: FloatArray,
     low: FloatArray,
@@ -427,7 +427,7 @@ def _dmi_segment(
             adx_out[i] = adx
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def dmi_nb(
     high: FloatArray,
     low: FloatArray,

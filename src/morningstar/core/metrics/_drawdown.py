@@ -46,7 +46,7 @@ class Drawdown:
         return self.recovery is not None
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def _max_drawdown_kernel(equity: FloatArray) -> tuple[float, int, int, int, int, int]:
     """Return (depth, start, trough, recovery or -1, duration, longest underwater spell)."""
     n = equity.shape[0]

@@ -27,7 +27,7 @@ from morningstar.core.metrics._common import (
 )
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def _rolling_moments_kernel(
     x: FloatArray, window: int
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -60,7 +60,7 @@ def _rolling_moments_kernel(
     return mean, std, down
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def _rolling_max_drawdown_kernel(r: FloatArray, window: int) -> FloatArray:
     """Per window: max drawdown of the equity compounded from 1.0 over the window's returns."""
     n = r.shape[0]

@@ -601,7 +601,16 @@ def sweep_cmd(
     value_range: RangeOpt = None,
     method: Annotated[str, typer.Option(help="grid or random.")] = "grid",
     n_iter: Annotated[int, typer.Option(help="Draws for --method random.")] = 100,
-    metric: Annotated[str, typer.Option(help="Ranking metric (higher is better).")] = "sharpe",
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="Ranking metric (higher is better; lower for annual_volatility and the "
+            "drawdown durations)."
+        ),
+    ] = "sharpe",
+    min_trades: Annotated[
+        int, typer.Option(help="Combinations with fewer closed trades rank last.")
+    ] = 0,
     top: Annotated[int, typer.Option(help="Rows to show.")] = 10,
     start: Annotated[str | None, typer.Option(help="First bar (ISO date).")] = None,
     end: Annotated[str | None, typer.Option(help="End (ISO date, exclusive).")] = None,
@@ -619,6 +628,7 @@ def sweep_cmd(
         result, files = run_stored_sweep(
             application.market_data, venue=venue, pair=pair, timeframe=timeframe,
             strategy=strategy, space=space, method=method, n_iter=n_iter, metric=metric,
+            min_trades=min_trades,
             start=start, end=end, fee_bps=fee_bps,
             calendar=calendar or application.settings.data.calendar, out=out,
         )  # fmt: skip

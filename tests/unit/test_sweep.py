@@ -66,9 +66,106 @@ def test_declared_grid_and_errors() -> None:
 
 
 def test_sweep_keeps_no_bar_matrix() -> None:
-    """Only metrics per combination are kept (bounded memory): the table is combos × metrics."""
-    result = sweep(bars(3000), "ema_cross", {"fast": [5, 10], "slow": [20, 40]}, n_jobs=1)
-    assert result.table.shape[0] == 4 and result.table.shape[1] < 30
-    assert (
-        isinstance(result.table, pd.DataFrame) and np.isfinite(result.table["final_equity"]).all()
+    """Memory is bounded: 64 combinations on 200k bars never hold a combinations x bars matrix.
+
+    Bars and the 16 distinct EMAs take about 35 MB; the equity and position series of all 64
+    combinations alone would be 64 x 2 x 1.6 MB = 205 MB.
+    """
+    import tracemalloc
+
+    df = bars(200_000)
+    space = {"fast": [2, 3, 4, 5, 6, 7, 8, 9], "slow": [20, 25, 30, 35, 40, 45, 50, 55]}
+    sweep(df, "ema_cross", {"fast": [2], "slow": [20]}, n_jobs=1)  # compile outside the trace
+    tracemalloc.start()
+    try:
+        result = sweep(df, "ema_cross", space, n_jobs=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.n_trials == 64 and result.table.shape[0] == 64
+    assert result.table.shape[1] < 30  # combinations x (parameters + metrics)
+    one_series = 200_000 * 8
+    assert peak < 40 * one_series, f"peak {peak / 2**20:.0f} MB"
+    assert np.isfinite(result.table["final_equity"]).all()
+
+
+def test_bad_values_are_errors_not_skipped_combinations() -> None:
+    df = bars(300)
+    with pytest.raises(StrategyError, match=r"ema_cross.fast.*nan is not a finite number"):
+        sweep(df, "ema_cross", {"fast": [5, float("nan")], "slow": [20]})
+    with pytest.raises(StrategyError, match=r"ema_cross.fast.*0 is not >= 2"):
+        sweep(df, "ema_cross", {"fast": [0, 5], "slow": [20]})
+    with pytest.raises(StrategyError, match=r"ema_cross.slow.*no values to sweep"):
+        sweep(df, "ema_cross", {"fast": [5], "slow": []})
+    # only the relation fast < slow skips a combination
+    result = sweep(df, "ema_cross", {"fast": [5, 30], "slow": [20]}, n_jobs=1)
+    assert result.n_trials == 1 and result.n_skipped == 1
+
+
+def test_arguments_are_checked_before_any_combination_runs() -> None:
+    df = bars(300)
+    space = {"fast": [5], "slow": [20]}
+    with pytest.raises(UserInputError, match=r"unknown metric 'sharp'.*did you mean 'sharpe'"):
+        sweep(df, "ema_cross", space, metric="sharp")
+    with pytest.raises(UserInputError, match="unknown metric 'allow_short'"):
+        sweep(df, "ema_cross", space, metric="allow_short")
+    for bad in (0, -3):
+        with pytest.raises(UserInputError, match="n_iter must be >= 1"):
+            sweep(df, "ema_cross", space, method="random", n_iter=bad)
+    with pytest.raises(UserInputError, match="min_trades must be >= 0"):
+        sweep(df, "ema_cross", space, min_trades=-1)
+    # the declared grid of ema_cross has ~200k combinations: refused with a hint, not run
+    with pytest.raises(UserInputError, match=r"198,602 combinations.*--method random"):
+        sweep(df, "ema_cross")
+    sample = sweep(df, "ema_cross", method="random", n_iter=5, seed=3, n_jobs=1)
+    assert sample.n_trials + sample.n_skipped == 5
+
+
+def test_ranking_direction_non_finite_and_min_trades() -> None:
+    df = bars(1500)
+    space = {"fast": [3, 5, 8, 13], "slow": [21, 34, 55, 89]}
+    by_vol = sweep(df, "ema_cross", space, metric="annual_volatility", n_jobs=1).table
+    assert list(by_vol["annual_volatility"]) == sorted(by_vol["annual_volatility"])
+    by_pf = sweep(df, "ema_cross", space, metric="profit_factor", n_jobs=1).table
+    finite = np.isfinite(by_pf["profit_factor"].to_numpy())
+    # finite values first, best first; inf / NaN after them
+    assert finite[: finite.sum()].all() and not finite[finite.sum() :].any()
+    assert list(by_pf["profit_factor"][finite]) == sorted(
+        by_pf["profit_factor"][finite], reverse=True
     )
+    most = int(by_pf["trade_count"].max())
+    picky = sweep(df, "ema_cross", space, metric="sharpe", min_trades=most, n_jobs=1)
+    assert picky.table["trade_count"].iloc[0] == most
+    assert picky.best_params["fast"] == picky.table["fast"].iloc[0]
+
+
+def test_indicator_cache_is_bounded_and_never_stale() -> None:
+    df = bars(1000)
+    arrays = [df[c].to_numpy() for c in df.columns]
+    one = arrays[3].nbytes  # one indicator result of these bars
+    b = Bars(*arrays, cache_bytes=3 * one)
+    from morningstar.core.indicators import ema
+
+    for n in (5, 6, 7, 8, 9):
+        b.ind(ema, b.close, n)
+    assert len(b._cache) == 3 and b._cache.nbytes <= 3 * one  # least recently used evicted
+    assert np.array_equal(b.ind(ema, b.close, 5), ema(b.close, 5), equal_nan=True)  # recomputed
+    # a temporary array keyed by identity: the memo keeps it alive, so its id is never reused
+    # by another array while the entry exists (the stale-result bug of keying by id alone)
+    fresh = Bars(*arrays)
+    stale = 0
+    for k in range(50):
+        tmp = b.close * (1.0 + k / 100.0)
+        got = fresh.ind(ema, tmp, 5)
+        want = ema(tmp, 5)
+        del tmp  # with an id-only key the next temporary reuses this id: 49 stale results
+        stale += not np.array_equal(got, want, equal_nan=True)
+    assert stale == 0
+
+
+def test_threaded_sweep_equals_serial() -> None:
+    df = bars(3000)
+    space = {"fast": [3, 5, 8, 13, 21], "slow": [34, 55, 89]}
+    serial = sweep(df, "sma_cross", space, n_jobs=1).table
+    threaded = sweep(df, "sma_cross", space, n_jobs=2).table
+    pd.testing.assert_frame_equal(serial, threaded)

@@ -4,12 +4,21 @@
   on the shared bars), then every combination only derives its signals and runs the engine.
 * Memory stays bounded: one combination is simulated at a time per worker and only its metrics
   are kept — never a combinations × bars matrix.
-* Combinations that break a strategy's relations (e.g. ``fast >= slow``) are skipped and counted.
-* Parallel over combinations with threads (``n_jobs``); the engine kernel is compiled numba code.
+* Every value is checked against the parameter's declaration first (a bad value is an error, not
+  a skipped combination); combinations that break a strategy's relations (e.g. ``fast >= slow``)
+  are skipped and counted.
+* A grid larger than ``max_combinations`` is refused with a hint (narrow the ranges or draw a
+  random sample), so a sweep over the declared bounds cannot run for days by accident.
+* Parallel over combinations with threads (``n_jobs``); the engine, indicator and metric kernels
+  are compiled numba code that releases the GIL.
+* Ranking: higher is better, except for the metrics in :data:`LOWER_IS_BETTER`; combinations
+  with a non-finite metric (an infinite profit factor without any loss, a NaN Sharpe without
+  returns) or fewer than ``min_trades`` trades rank after all the others.
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import os
@@ -22,14 +31,24 @@ import numpy as np
 import pandas as pd
 
 from morningstar.core.engine import Costs, EngineOptions, OrderLimits, Sizing, Stops, simulate
-from morningstar.core.metrics import periods_per_year, summary
+from morningstar.core.metrics import SUMMARY_KEYS, periods_per_year, summary
 from morningstar.core.timeframe import Timeframe
 from morningstar.data.ohlcv import to_contract
 from morningstar.errors import StrategyError, UserInputError
 from morningstar.research.backtest import Result, backtest, resolve_strategy, resolve_timeframe
 from morningstar.strategies import Bars, ParamValue, Strategy
 
-__all__ = ["SweepResult", "parameter_grid", "sweep"]
+__all__ = ["LOWER_IS_BETTER", "RANKABLE_METRICS", "SweepResult", "parameter_grid", "sweep"]
+
+#: Metrics a sweep can rank by: the backtest summary plus the final equity.
+RANKABLE_METRICS: tuple[str, ...] = (*SUMMARY_KEYS, "final_equity")
+#: Metrics where a smaller value is better (everything else: larger is better; drawdown depths
+#: are negative fractions, so -0.1 beats -0.3).
+LOWER_IS_BETTER: frozenset[str] = frozenset(
+    {"annual_volatility", "max_drawdown_duration", "longest_drawdown"}
+)
+#: Default largest grid a sweep runs.
+MAX_COMBINATIONS = 20_000
 
 
 @dataclass(frozen=True)
@@ -60,30 +79,42 @@ class SweepResult:
 
 def parameter_grid(
     strategy: Strategy, space: Mapping[str, Sequence[object]] | None = None
-) -> dict[str, list[object]]:
+) -> dict[str, list[ParamValue]]:
     """Values per parameter: ``space`` where given, else the declared grid (bounds and step).
 
-    Parameters absent from ``space`` keep their default when ``space`` is given.
+    Parameters absent from ``space`` keep their default when ``space`` is given. Every value is
+    checked and converted by its :class:`~morningstar.strategies.Param` declaration.
+
+    Raises:
+        StrategyError: an unknown parameter (with a close match), an empty list of values, or a
+            value of the wrong type, out of bounds or not finite (one line naming it).
     """
     declared = {p.name: p for p in strategy.params}
-    for name in space or {}:
-        if name not in declared:
-            strategy.resolve({name: None})  # raises the one-line unknown-parameter error
     if space is None:
         return {name: list(p.grid()) for name, p in declared.items() if p.kind != "bool"}
-    return {name: list(values) for name, values in space.items()}
+    grid: dict[str, list[ParamValue]] = {}
+    for name, values in space.items():
+        spec = declared.get(name)
+        if spec is None:
+            strategy.resolve({name: None})  # raises the one-line unknown-parameter error
+            raise AssertionError("unreachable")  # pragma: no cover
+        checked = [spec.check(v, strategy.name) for v in values]
+        if not checked:
+            raise StrategyError(
+                "no values to sweep", where=f"{strategy.name}.{name}", hint="give at least one"
+            )
+        grid[name] = checked
+    return grid
 
 
 def _combinations(
-    grid: Mapping[str, list[object]], method: str, n_iter: int, seed: int
-) -> Iterable[dict[str, object]]:
+    grid: Mapping[str, list[ParamValue]], method: str, n_iter: int, seed: int
+) -> Iterable[dict[str, ParamValue]]:
     names = list(grid)
     if method == "grid":
         for values in itertools.product(*(grid[n] for n in names)):
             yield dict(zip(names, values, strict=True))
         return
-    if method != "random":
-        raise UserInputError(f"unknown sweep method {method!r}", hint="use grid or random")
     sizes = [len(grid[n]) for n in names]
     total = math.prod(sizes)
     rng = np.random.default_rng(seed)
@@ -103,6 +134,8 @@ def sweep(
     seed: int = 0,
     metric: str = "sharpe",
     top: int = 10,
+    min_trades: int = 0,
+    max_combinations: int = MAX_COMBINATIONS,
     costs: Costs | None = None,
     stops: Stops | None = None,
     sizing: Sizing | None = None,
@@ -120,19 +153,38 @@ def sweep(
         strategy: name, ``file.py:Class``, class or instance.
         space: values per parameter (``{"fast": range(5, 55, 5)}``); None = the declared grids.
         method: ``grid`` (every combination) or ``random`` (``n_iter`` distinct draws).
-        n_iter: draws for the random method.
+        n_iter: draws for the random method (>= 1).
         seed: random seed.
-        metric: a key of the backtest metrics to rank by (higher is better).
+        metric: one of :data:`RANKABLE_METRICS` to rank by (see the module docstring for the
+            direction and where non-finite values go).
         top: kept for the caller's display; the full table is returned.
+        min_trades: combinations with fewer closed trades rank last (a Sharpe ratio from two
+            trades is noise).
+        max_combinations: the largest grid to run (the random method draws at most
+            ``n_iter``).
         costs, stops, sizing, limits, options, init_cash, timeframe, calendar: as in
             :func:`~morningstar.research.backtest`.
         n_jobs: worker threads (default: CPU count, capped at 8; 1 = serial).
 
     Raises:
-        StrategyError: unknown parameter names, or no valid combination.
-        UserInputError: unknown method or metric.
+        StrategyError: unknown parameter names, bad values, or no valid combination.
+        UserInputError: unknown method or metric, ``n_iter`` or ``min_trades`` out of range, or
+            a grid larger than ``max_combinations``.
     """
     del top
+    if metric not in RANKABLE_METRICS:
+        close = difflib.get_close_matches(metric, RANKABLE_METRICS, n=1)
+        raise UserInputError(
+            f"unknown metric {metric!r}",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + f"metrics: {', '.join(RANKABLE_METRICS)}",
+        )
+    if method not in ("grid", "random"):
+        raise UserInputError(f"unknown sweep method {method!r}", hint="use grid or random")
+    if method == "random" and (isinstance(n_iter, bool) or int(n_iter) < 1):
+        raise UserInputError(f"n_iter must be >= 1, got {n_iter}", hint="e.g. --n-iter 200")
+    if isinstance(min_trades, bool) or int(min_trades) < 0:
+        raise UserInputError(f"min_trades must be >= 0, got {min_trades}")
     strat = resolve_strategy(strategy)
     bars_df = to_contract(data, where="sweep data")
     index = pd.DatetimeIndex(bars_df.index)
@@ -140,13 +192,26 @@ def sweep(
     bars = Bars(arrays["open"], arrays["high"], arrays["low"], arrays["close"], arrays["volume"])
     ppy = periods_per_year(resolve_timeframe(timeframe, index), calendar)
     grid = parameter_grid(strat, space)
+    total = math.prod(len(v) for v in grid.values())
+    if method == "grid" and total > max_combinations:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
+        raise UserInputError(
+            f"the grid has {total:,} combinations ({sizes}), more than "
+            f"max_combinations={max_combinations:,}",
+            where=f"sweep {strat.name}",
+            hint="narrow the ranges (--range fast=5:50:5), or draw a sample with --method random "
+            "--n-iter N",
+        )
     valid: list[dict[str, ParamValue]] = []
     skipped = 0
     for combo in _combinations(grid, method, n_iter, seed):
+        params = {**strat.defaults(), **combo}  # every value was checked by parameter_grid
         try:
-            valid.append(strat.resolve(combo))
+            strat.check_relations(params)
         except StrategyError:
             skipped += 1
+            continue
+        valid.append(params)
     if not valid:
         raise StrategyError(
             f"no valid parameter combination among {skipped}", where=strat.name,
@@ -175,14 +240,7 @@ def sweep(
             rows += list(pool.map(run, valid[1:]))
     else:
         rows += [run(p) for p in valid[1:]]
-    table = pd.DataFrame(rows)
-    if metric not in table.columns:
-        raise UserInputError(
-            f"unknown metric {metric!r}",
-            hint=f"use one of {', '.join(c for c in table.columns if c not in grid)}",
-        )
-    table = table.sort_values(metric, ascending=False, na_position="last", kind="stable")
-    table = table.reset_index(drop=True)
+    table = _ranked(pd.DataFrame(rows), metric, min_trades)
     best_params = {k: valid[0][k] for k in valid[0]}
     first = table.iloc[0]
     for k in best_params:
@@ -200,3 +258,14 @@ def sweep(
         best_params=best_params,
         best=best,
     )
+
+
+def _ranked(table: pd.DataFrame, metric: str, min_trades: int) -> pd.DataFrame:
+    """Best first: eligible rows (finite metric, enough trades) before the rest, each group
+    ordered by the metric in its direction; ties keep the evaluation order."""
+    values = table[metric].to_numpy(dtype=np.float64)
+    eligible = np.isfinite(values) & (table["trade_count"].to_numpy() >= min_trades)
+    key = -values if metric in LOWER_IS_BETTER else values
+    key = np.where(np.isnan(key), -np.inf, key)
+    order = np.lexsort((-key, ~eligible))  # last key is the primary one; lexsort is stable
+    return table.iloc[order].reset_index(drop=True)

@@ -135,6 +135,7 @@ def run_stored_sweep(
     method: str = "grid",
     n_iter: int = 100,
     metric: str = "sharpe",
+    min_trades: int = 0,
     start: str | None = None,
     end: str | None = None,
     fee_bps: float = 10.0,
@@ -147,12 +148,12 @@ def run_stored_sweep(
     cal = resolve_calendar(calendar, venue, p)
     result = sweep(
         bars, strategy, space, method=method, n_iter=n_iter, metric=metric,
-        costs=Costs(fee_bps=fee_bps), timeframe=tf, calendar=cal,
+        min_trades=min_trades, costs=Costs(fee_bps=fee_bps), timeframe=tf, calendar=cal,
     )  # fmt: skip
     folder = out or store.root / "reports" / _slug("sweep", result.best.strategy, venue, p, tf)
     summary = {
         "strategy": result.best.strategy, "metric": metric, "method": method,
-        "n_trials": result.n_trials, "n_skipped": result.n_skipped,
+        "min_trades": min_trades, "n_trials": result.n_trials, "n_skipped": result.n_skipped,
         "best_params": result.best_params, "best_metrics": result.best.to_dict()["metrics"],
     }  # fmt: skip
     files = _save_table(result.table, summary, folder)

@@ -13,21 +13,99 @@ close-match hint for typos.
 from __future__ import annotations
 
 import difflib
+import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import ClassVar, Literal, TypeVar
+from dataclasses import InitVar, dataclass, field
+from typing import ClassVar, Final, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from morningstar.errors import StrategyError
 
-__all__ = ["Bars", "Param", "ParamValue", "Signals", "Strategy", "cross_above", "cross_below"]
+__all__ = [
+    "Bars",
+    "IndicatorCache",
+    "Param",
+    "ParamValue",
+    "Signals",
+    "Strategy",
+    "cross_above",
+    "cross_below",
+]
 
 ParamValue = int | float | bool
 T = TypeVar("T")
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+#: Default memory budget of a :class:`Bars` indicator memo.
+DEFAULT_CACHE_BYTES: Final = 512 * 2**20
+
+
+class IndicatorCache:
+    """A thread-safe memo of indicator results, least recently used first out, bounded in bytes.
+
+    Keys are ``(function, *args)`` with array arguments keyed by identity; each entry holds a
+    reference to those arrays, so an identity can never be reused by another array while its
+    entry lives (a temporary array passed in is kept alive, and counted, until evicted).
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[object, ...], tuple[object, tuple[object, ...], int]]
+        self._entries = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the cached results and the arrays they were computed from."""
+        return self._bytes
+
+    def get(self, fn: Callable[..., T], args: tuple[object, ...], own: tuple[object, ...]) -> T:
+        """``fn(*args)``, from the cache when this call was made before.
+
+        ``own`` lists the arrays that live as long as the cache (the bars' columns): they are
+        neither counted nor held.
+        """
+        key = (fn, *(("array", id(a)) if isinstance(a, np.ndarray) else a for a in args))
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit[0]  # type: ignore[return-value]
+        value = fn(*args)  # outside the lock: threads compute different indicators at once
+        held = tuple(a for a in args if isinstance(a, np.ndarray) and not _is_in(a, own))
+        size = _nbytes(value) + sum(_nbytes(a) for a in held)
+        if size > self.max_bytes:
+            return value  # larger than the whole budget: computed, not kept
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = (value, held, size)
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, (_, _, freed) = self._entries.popitem(last=False)
+                    self._bytes -= freed
+        return value
+
+
+def _is_in(array: object, arrays: tuple[object, ...]) -> bool:
+    return any(array is a for a in arrays)
+
+
+def _nbytes(value: object) -> int:
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, tuple | list):
+        return sum(_nbytes(v) for v in value)
+    return 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +114,7 @@ class Bars:
 
     :meth:`ind` computes an indicator once per distinct call: a sweep shares one ``Bars`` across
     all parameter combinations, so EMA(10) is computed once however many combinations use it.
+    The memo is bounded (``cache_bytes``, 512 MiB by default, least recently used out).
     """
 
     open: FloatArray
@@ -43,21 +122,20 @@ class Bars:
     low: FloatArray
     close: FloatArray
     volume: FloatArray
-    _cache: dict[tuple[object, ...], object] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    cache_bytes: InitVar[int] = DEFAULT_CACHE_BYTES
+    _cache: IndicatorCache = field(init=False, repr=False, compare=False)
 
     def ind(self, fn: Callable[..., T], *args: object) -> T:
-        """``fn(*args)``, memoised on (function, args); array args are keyed by identity.
+        """``fn(*args)``, memoised on (function, args); array arguments are keyed by identity.
 
-        Only pass arrays of these bars (or other long-lived arrays) and hashable scalars.
+        Pass the bars' own arrays (``bars.close``) or arrays kept for the whole run: another
+        array is held by the memo until evicted, which is correct but costs memory.
         """
-        key = (fn, *(("array", id(a)) if isinstance(a, np.ndarray) else a for a in args))
-        if key not in self._cache:
-            self._cache[key] = fn(*args)
-        return self._cache[key]  # type: ignore[return-value]
+        own = (self.open, self.high, self.low, self.close, self.volume)
+        return self._cache.get(fn, args, own)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, cache_bytes: int) -> None:
+        object.__setattr__(self, "_cache", IndicatorCache(cache_bytes))
         n = len(self.close)
         for name in ("open", "high", "low", "volume"):
             if len(getattr(self, name)) != n:
@@ -110,6 +188,12 @@ class Param:
                 where=where,
                 hint=f"use a {self.kind} such as {self.default}",
             ) from None
+        if not math.isfinite(number):
+            raise StrategyError(
+                f"{value!r} is not a finite number",
+                where=where,
+                hint=f"use a {self.kind} such as {self.default}",
+            )
         if self.kind == "int":
             if not number.is_integer():
                 raise StrategyError(f"{value!r} is not a whole number", where=where)

@@ -28,7 +28,7 @@ EXPORTS = {
     ],
     "morningstar.strategies": [
         "BUILTIN_STRATEGIES", "Bars", "Param", "ParamValue", "Signals", "Strategy",
-        "available_strategies", "cross_above", "cross_below", "load_strategy",
+        "available_strategies", "cross_above", "cross_below", "crossings", "load_strategy",
     ],
     "morningstar.data": [
         "INDEX_NAME", "OHLCV_COLUMNS", "DatasetInfo", "ImportedCSV", "OHLCVStore", "ResampleResult",

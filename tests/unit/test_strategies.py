@@ -15,6 +15,7 @@ from morningstar.strategies import (
     Strategy,
     cross_above,
     cross_below,
+    crossings,
     load_strategy,
 )
 
@@ -108,6 +109,30 @@ def test_cross_helpers_handle_nan() -> None:
     b = np.array([2.0, 2.0, 2.0, 2.0, 2.0])
     assert cross_above(a, b).tolist() == [False, False, True, False, False]
     assert cross_below(a, b).tolist() == [False, False, False, False, True]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 1.0, 2.0, np.nan]), st.sampled_from([0.0, 1.0, 2.0, np.nan])
+        ),
+        max_size=40,
+    )
+)
+def test_crossings_equal_the_vectorised_definition(pairs: list[tuple[float, float]]) -> None:
+    a = np.array([p[0] for p in pairs], dtype=np.float64)
+    b = np.array([p[1] for p in pairs], dtype=np.float64)
+    above, below = crossings(a, b)
+    want_above = np.zeros(len(a), dtype=bool)
+    want_below = np.zeros(len(a), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        want_above[1:] = (a[1:] > b[1:]) & (a[:-1] <= b[:-1])
+        want_below[1:] = (a[1:] < b[1:]) & (a[:-1] >= b[:-1])
+    assert above.tolist() == want_above.tolist()
+    assert below.tolist() == want_below.tolist()
+    with pytest.raises(ValueError, match="one length"):
+        crossings(a, np.append(b, 1.0))
 
 
 def test_unknown_strategy_hint() -> None:

@@ -10,6 +10,7 @@ from morningstar.strategies.base import (
     Strategy,
     cross_above,
     cross_below,
+    crossings,
 )
 from morningstar.strategies.registry import BUILTIN_STRATEGIES, available_strategies, load_strategy
 
@@ -23,5 +24,6 @@ __all__ = [
     "available_strategies",
     "cross_above",
     "cross_below",
+    "crossings",
     "load_strategy",
 ]

@@ -22,6 +22,7 @@ from typing import ClassVar, Final, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from morningstar.errors import StrategyError
 
@@ -291,17 +292,38 @@ def cross_above(a: FloatArray, b: FloatArray) -> BoolArray:
 
     NaN on either side at ``t`` or ``t-1`` gives False.
     """
-    out = np.zeros(len(a), dtype=np.bool_)
-    if len(a) > 1:
-        with np.errstate(invalid="ignore"):
-            out[1:] = (a[1:] > b[1:]) & (a[:-1] <= b[:-1])
-    return out
+    return crossings(a, b)[0]
 
 
 def cross_below(a: FloatArray, b: FloatArray) -> BoolArray:
     """True at ``t`` when ``a`` crosses below ``b``: ``a[t] < b[t]`` and ``a[t-1] >= b[t-1]``."""
-    out = np.zeros(len(a), dtype=np.bool_)
-    if len(a) > 1:
-        with np.errstate(invalid="ignore"):
-            out[1:] = (a[1:] < b[1:]) & (a[:-1] >= b[:-1])
-    return out
+    return crossings(a, b)[1]
+
+
+def crossings(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[BoolArray, BoolArray]:
+    """``(cross_above(a, b), cross_below(a, b))`` in one compiled pass over both series.
+
+    Raises:
+        ValueError: the series are not 1-D or differ in length.
+    """
+    x = np.ascontiguousarray(a, dtype=np.float64)
+    y = np.ascontiguousarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"crossings need two 1-D series of one length, got {x.shape}, {y.shape}")
+    above = np.empty(x.shape[0], dtype=np.bool_)
+    below = np.empty(x.shape[0], dtype=np.bool_)
+    _crossings_nb(x, y, above, below)
+    return above, below
+
+
+@njit(nogil=True, cache=True)
+def _crossings_nb(a: FloatArray, b: FloatArray, above: BoolArray, below: BoolArray) -> None:
+    n = a.shape[0]
+    if n == 0:
+        return
+    above[0] = False
+    below[0] = False
+    for t in range(1, n):
+        # comparisons with NaN are False, as in the vectorised definition
+        above[t] = a[t] > b[t] and a[t - 1] <= b[t - 1]
+        below[t] = a[t] < b[t] and a[t - 1] >= b[t - 1]

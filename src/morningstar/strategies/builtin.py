@@ -21,6 +21,7 @@ from morningstar.strategies.base import (
     Strategy,
     cross_above,
     cross_below,
+    crossings,
 )
 
 __all__ = [
@@ -78,7 +79,7 @@ class _AverageCross(Strategy):
         fast = bars.ind(average, bars.close, _i(params, "fast"))
         slow = bars.ind(average, bars.close, _i(params, "slow"))
         return _with_short(
-            cross_above(fast, slow), cross_below(fast, slow), bool(params["allow_short"]),
+            *crossings(fast, slow), bool(params["allow_short"]),
             indicators={f"{self.label}_fast": fast, f"{self.label}_slow": slow},
         )  # fmt: skip
 
@@ -196,7 +197,7 @@ class MacdTrend(Strategy):
             macd, bars.close, _i(params, "fast"), _i(params, "slow"), _i(params, "signal")
         )
         return _with_short(
-            cross_above(line, signal), cross_below(line, signal), bool(params["allow_short"]),
+            *crossings(line, signal), bool(params["allow_short"]),
             indicators={"macd": line, "macd_signal": signal},
         )  # fmt: skip
 

@@ -253,8 +253,10 @@ def simulate(
 
     # every trade starts with an entry signal: their count bounds the number of trades
     capacity = int(np.count_nonzero(le)) + int(np.count_nonzero(se)) + 1
-    equity = np.empty(n, dtype=np.float64)
-    position = np.empty(n, dtype=np.float64)
+    # one allocation for both series: two large ones in a row make glibc give memory back to
+    # the OS and fault it in again on every call (measured: +3 ms per million bars)
+    series = np.empty((2, n), dtype=np.float64)
+    equity, position = series[0], series[1]
     table = np.empty((capacity, _k.T_COUNT), dtype=np.float64)
     status, bad_bar, n_trades, n_skipped = _k.run_kernel(
         o, h, lo, c, le, lx, se, sx, vol, stop_dist, params, equity, position, table

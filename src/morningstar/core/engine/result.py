@@ -96,8 +96,9 @@ def to_pandas(result: EngineResult, index: pd.DatetimeIndex | None = None) -> En
         frame_index = index.rename("timestamp")
     else:
         frame_index = _utc_index(result.timestamps, "timestamp")
-    equity = pd.Series(result.equity, index=frame_index, name="equity", copy=True)
-    position = pd.Series(result.position, index=frame_index, name="position", copy=True)
+    # views, not copies, of the result's arrays (which nothing else writes to)
+    equity = pd.Series(result.equity, index=frame_index, name="equity", copy=False)
+    position = pd.Series(result.position, index=frame_index, name="position", copy=False)
 
     rec = result.trades
     columns: dict[str, object] = {name: rec[name].copy() for name in rec.dtype.names or ()}

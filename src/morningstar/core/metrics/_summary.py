@@ -76,17 +76,21 @@ def _equity_pass(
     out = np.zeros(_S_COUNT, dtype=np.float64)
     n = equity.shape[0]
     exposed = 0
-    for i in range(n):
+    bad = False
+    for i in range(n):  # no early exit, so that it vectorises; the slow scan runs on errors only
         value = equity[i]
-        if not math.isfinite(value):
-            return _EQUITY_NOT_FINITE, i, out
-        if value <= 0.0:
-            return _EQUITY_NOT_POSITIVE, i, out
         p = position[i]
-        if not math.isfinite(p):
-            return _POSITION_NOT_FINITE, i, out
-        if p != 0.0:
-            exposed += 1
+        bad |= not (value > 0.0 and value < math.inf and abs(p) < math.inf)
+        exposed += p != 0.0
+    if bad:
+        for i in range(n):
+            value = equity[i]
+            if not math.isfinite(value):
+                return _EQUITY_NOT_FINITE, i, out
+            if value <= 0.0:
+                return _EQUITY_NOT_POSITIVE, i, out
+            if not math.isfinite(position[i]):
+                return _POSITION_NOT_FINITE, i, out
     out[_S_EXPOSED] = exposed
     total = 0.0
     total_rf = 0.0

@@ -46,40 +46,67 @@ class Drawdown:
         return self.recovery is not None
 
 
+# The running state of a drawdown scan: (peak, peak_at, depth, start, trough, recovery, longest).
+DrawdownState = tuple[float, int, float, int, int, int, int]
+DRAWDOWN_START: DrawdownState = (1.0, 0, 0.0, 0, 0, -1, 0)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def drawdown_step(
+    value: float,
+    i: int,
+    peak: float,
+    peak_at: int,
+    depth: float,
+    start: int,
+    trough: int,
+    recovery: int,
+    longest: int,
+) -> DrawdownState:
+    """Fold bar ``i`` of an equity curve into the drawdown state (one pass, no look-back).
+
+    The deepest fall's recovery is the first bar back at its peak: while that peak is still the
+    running peak, the next bar at or above it is the recovery.
+    """
+    if value >= peak:
+        gap = i - peak_at
+        if gap > 1 and gap > longest:
+            longest = gap
+        if recovery < 0 and depth < 0.0 and start == peak_at:
+            recovery = i
+        return value, i, depth, start, trough, recovery, longest
+    fall = (value - peak) / peak
+    if fall < depth:
+        return peak, peak_at, fall, peak_at, i, -1, longest
+    return peak, peak_at, depth, start, trough, recovery, longest
+
+
+@njit(nogil=True, cache=True, inline="always")
+def drawdown_finish(
+    n: int, peak_at: int, depth: float, start: int, trough: int, recovery: int, longest: int
+) -> tuple[float, int, int, int, int, int]:
+    """(depth, start, trough, recovery or -1, duration, longest spell under water) of an
+    ``n``-bar curve from the final scan state; all zero without a drawdown."""
+    if depth == 0.0:
+        return 0.0, 0, 0, 0, 0, 0
+    if peak_at < n - 1:
+        longest = max(longest, n - 1 - peak_at)
+    duration = (recovery if recovery >= 0 else n - 1) - start
+    return depth, start, trough, recovery, duration, longest
+
+
 @njit(nogil=True, cache=True)
 def _max_drawdown_kernel(equity: FloatArray) -> tuple[float, int, int, int, int, int]:
     """Return (depth, start, trough, recovery or -1, duration, longest underwater spell)."""
     n = equity.shape[0]
-    peak = equity[0]
-    peak_at = 0
-    depth = 0.0
-    start = 0
-    trough = 0
-    longest = 0
+    peak, peak_at, depth, start, trough, recovery, longest = DRAWDOWN_START
+    if n:
+        peak = equity[0]
     for i in range(1, n):
-        value = equity[i]
-        if value >= peak:
-            longest = max(longest, i - peak_at if i - peak_at > 1 else 0)
-            peak = value
-            peak_at = i
-        else:
-            fall = (value - peak) / peak
-            if fall < depth:
-                depth = fall
-                start = peak_at
-                trough = i
-    if peak_at < n - 1:
-        longest = max(longest, n - 1 - peak_at)
-    if depth == 0.0:
-        return 0.0, 0, 0, 0, 0, 0
-    recovery = -1
-    level = equity[start]
-    for j in range(trough + 1, n):
-        if equity[j] >= level:
-            recovery = j
-            break
-    duration = (recovery if recovery >= 0 else n - 1) - start
-    return depth, start, trough, recovery, duration, longest
+        peak, peak_at, depth, start, trough, recovery, longest = drawdown_step(
+            equity[i], i, peak, peak_at, depth, start, trough, recovery, longest
+        )
+    return drawdown_finish(n, peak_at, depth, start, trough, recovery, longest)
 
 
 def drawdown_series(returns: npt.ArrayLike) -> FloatArray:

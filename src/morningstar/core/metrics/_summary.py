@@ -16,6 +16,7 @@ from morningstar.core.metrics._common import (
     check_rate,
     ratio,
 )
+from morningstar.core.metrics._drawdown import DRAWDOWN_START, drawdown_finish, drawdown_step
 from morningstar.core.metrics._trades import trade_stats
 
 #: Keys of :func:`summary`, in display order. Renaming one is a breaking change.
@@ -97,12 +98,7 @@ def _equity_pass(
     down = 0.0
     curve = 1.0
     # drawdown on the compounded curve (anchor 1.0 at bar 0), as _max_drawdown_kernel
-    peak = 1.0
-    peak_at = 0
-    depth = 0.0
-    start = 0
-    recovery = -1
-    longest = 0
+    peak, peak_at, depth, start, trough, recovery, longest = DRAWDOWN_START
     lo = lo_rf = math.inf
     hi = hi_rf = -math.inf
     for i in range(1, n):
@@ -117,31 +113,20 @@ def _equity_pass(
         if r < 0.0:
             down += r * r
         curve = curve * (1.0 + r)
-        if curve >= peak:
-            gap = i - peak_at
-            if gap > 1 and gap > longest:
-                longest = gap
-            if recovery < 0 and depth < 0.0 and start == peak_at:
-                recovery = i
-            peak = curve
-            peak_at = i
-        else:
-            fall = (curve - peak) / peak
-            if fall < depth:
-                depth = fall
-                start = peak_at
-                recovery = -1
-    if peak_at < n - 1:
-        longest = max(longest, n - 1 - peak_at)
+        peak, peak_at, depth, start, trough, recovery, longest = drawdown_step(
+            curve, i, peak, peak_at, depth, start, trough, recovery, longest
+        )
+    depth, start, trough, recovery, duration, longest = drawdown_finish(
+        n, peak_at, depth, start, trough, recovery, longest
+    )
     m = n - 1
     out[_S_SUM] = total
     out[_S_SUM_RF] = total_rf
     out[_S_DOWN] = down
     out[_S_GROWTH] = curve
-    if depth < 0.0:
-        out[_S_DEPTH] = depth
-        out[_S_DURATION] = (recovery if recovery >= 0 else n - 1) - start
-        out[_S_LONGEST] = longest
+    out[_S_DEPTH] = depth
+    out[_S_DURATION] = duration
+    out[_S_LONGEST] = longest
     if m >= 2:
         out[_S_CONSTANT] = hi == lo
         out[_S_CONSTANT_RF] = hi_rf == lo_rf

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -86,6 +87,7 @@ emit(seconds=time.perf_counter() - t)
 """,
     "vbt_single": """
 import vectorbt as vbt
+vbt.settings["engine"] = {engine!r}  # pinned: numba, or rust with vectorbt-rust installed
 df = {data}
 df.index = df.index.tz_localize(None)
 def run(d):
@@ -130,6 +132,7 @@ emit(seconds=sec, combos=r.n_trials, bars=len(df))
 """,
     "vbt_sweep": """
 import vectorbt as vbt
+vbt.settings["engine"] = {engine!r}
 df = {data}
 df.index = df.index.tz_localize(None)
 pairs = [(f, s) for f in {fast} for s in {slow} if f < s]
@@ -149,8 +152,8 @@ emit(seconds=sec, combos=len(sr), bars=len(df))
 }
 
 
-def run_job(name: str, data: str, timeout: int = 900) -> dict[str, float]:
-    code = _PRELUDE + JOBS[name].format(data=data, fast=FAST, slow=SLOW)
+def run_job(name: str, data: str, timeout: int = 900, engine: str = "numba") -> dict[str, float]:
+    code = _PRELUDE + JOBS[name].format(data=data, fast=FAST, slow=SLOW, engine=engine)
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -160,13 +163,34 @@ def run_job(name: str, data: str, timeout: int = 900) -> dict[str, float]:
     raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
 
 
-def measured(name: str, data: str, repeats: int) -> dict[str, object]:
-    runs = [run_job(name, data) for _ in range(repeats)]
-    out: dict[str, object] = dict(runs[0])
+def measured(name: str, data: str, repeats: int, engine: str = "numba") -> dict[str, Any]:
+    runs = [run_job(name, data, engine=engine) for _ in range(repeats)]
+    return _combined(runs)
+
+
+def _combined(runs: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(runs[0])
     out["seconds"] = statistics.median(r["seconds"] for r in runs)
     out["peak_rss_mb"] = statistics.median(r["peak_rss_mb"] for r in runs)
     out["samples_s"] = [r["seconds"] for r in runs]
     return out
+
+
+def side_by_side(jobs: dict[str, tuple[str, str]], data: str, repeats: int) -> dict[str, Any]:
+    """Run each labelled ``(job, vectorbt engine)`` once per round, ``repeats`` rounds, so that the
+    machine's noise falls on every library alike; the median per library."""
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in jobs}
+    for _ in range(repeats):
+        for label, (job, engine) in jobs.items():
+            runs[label].append(run_job(job, data, engine=engine))
+    return {label: _combined(samples) for label, samples in runs.items()}
+
+
+def vectorbt_engines() -> list[str]:
+    """vectorbt's engines present here: numba always, rust with the vectorbt-rust package."""
+    import importlib.util
+
+    return ["numba"] + (["rust"] if importlib.util.find_spec("vectorbt_rust") else [])
 
 
 def main() -> None:
@@ -178,22 +202,25 @@ def main() -> None:
     args = parser.parse_args()
     million = "synthetic(1_000_000)"
     hundred_k = "synthetic(100_000)"
-    results: dict[str, object] = {
+    results: dict[str, Any] = {
         "machine": f"{platform.machine()} {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
         "reference": "EMA 10/50 cross, long-only, next-open fills, 0.1% fee",
     }
-    single = {
-        "ours": measured("ours_single", million, args.repeats),
-        "vectorbt": measured("vbt_single", million, args.repeats),
-    }
+    engines = vectorbt_engines()
+    single = side_by_side(
+        {"ours": ("ours_single", "")} | {f"vectorbt ({e})": ("vbt_single", e) for e in engines},
+        million,
+        args.repeats,
+    )
     if not args.skip_backtesting:
         single["backtesting.py (100k bars)"] = measured("bt_single", hundred_k, 1)
     results["single_1M_synthetic"] = single
-    results["sweep_174_on_100k_synthetic"] = {
-        "ours": measured("ours_sweep", hundred_k, args.repeats),
-        "vectorbt": measured("vbt_sweep", hundred_k, max(1, args.repeats // 2)),
-    }
+    results["sweep_174_on_100k_synthetic"] = side_by_side(
+        {"ours": ("ours_sweep", "")} | {f"vectorbt ({e})": ("vbt_sweep", e) for e in engines},
+        hundred_k,
+        max(1, args.repeats // 2),
+    )
     real_files = {
         "genetrader BTC/USDT 5m": SHARED / "genetrader" / "BINANCE_BTC_USDT-5m.csv",
         "nautilus BTC perpetual 1m": SHARED / "nautilus" / "UNKNOWN_BTC_PERP-1m.csv",
@@ -210,15 +237,19 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
 
-    s, w = single["ours"], single["vectorbt"]
-    print(f"single 1M bars: ours {float(s['seconds']) * 1e3:.1f} ms, vectorbt "
-          f"{float(w['seconds']) * 1e3:.1f} ms → {float(w['seconds']) / float(s['seconds']):.1f}x; "
-          f"trades {s['trades']} vs {w['trades']}")  # fmt: skip
-    sw = results["sweep_174_on_100k_synthetic"]
-    o, v = sw["ours"], sw["vectorbt"]  # type: ignore[index]
-    print(f"sweep 174 × 100k: ours {o['seconds']:.3f} s ({o['peak_rss_mb']:.0f} MB), vectorbt "
-          f"{v['seconds']:.3f} s ({v['peak_rss_mb']:.0f} MB) → {v['seconds'] / o['seconds']:.1f}x, "
-          f"RSS ratio {o['peak_rss_mb'] / v['peak_rss_mb']:.2f}")  # fmt: skip
+    sweeps = results["sweep_174_on_100k_synthetic"]
+    assert isinstance(sweeps, dict)
+    for engine in engines:
+        s, w = single["ours"], single[f"vectorbt ({engine})"]
+        o, v = sweeps["ours"], sweeps[f"vectorbt ({engine})"]
+        print(f"vectorbt engine {engine}:")
+        print(f"  single 1M bars: ours {float(s['seconds']) * 1e3:.1f} ms, vectorbt "
+              f"{float(w['seconds']) * 1e3:.1f} ms → {float(w['seconds']) / float(s['seconds']):.1f}x;"
+              f" trades {s['trades']} vs {w['trades']}")  # fmt: skip
+        print(f"  sweep 174 × 100k: ours {o['seconds']:.3f} s ({o['peak_rss_mb']:.0f} MB), "
+              f"vectorbt {v['seconds']:.3f} s ({v['peak_rss_mb']:.0f} MB) → "
+              f"{v['seconds'] / o['seconds']:.1f}x, "
+              f"RSS ratio {o['peak_rss_mb'] / v['peak_rss_mb']:.2f}")  # fmt: skip
     for label, r in per_million.items():
         print(f"{label}: {r['bars']:,} bars in {float(r['seconds']) * 1e3:.1f} ms "
               f"= {r['ms_per_million_bars']:.0f} ms per million bars")  # fmt: skip

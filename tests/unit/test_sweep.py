@@ -169,3 +169,24 @@ def test_threaded_sweep_equals_serial() -> None:
     serial = sweep(df, "sma_cross", space, n_jobs=1).table
     threaded = sweep(df, "sma_cross", space, n_jobs=2).table
     pd.testing.assert_frame_equal(serial, threaded)
+
+
+def test_indicator_cache_under_threads_with_a_tight_budget() -> None:
+    """Eight threads share one memo that holds two results: entries are evicted while others
+    read them; every answer must still be right and the budget kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from morningstar.core.indicators import ema, sma
+
+    df = bars(2000)
+    b = Bars(*(df[c].to_numpy() for c in df.columns), cache_bytes=2 * 2000 * 8)
+    calls = [(fn, n) for n in range(2, 30) for fn in (ema, sma)] * 4
+
+    def check(call: tuple[object, int]) -> bool:
+        fn, n = call
+        got = b.ind(fn, b.close, n)  # type: ignore[arg-type]
+        return bool(np.array_equal(got, fn(b.close, n), equal_nan=True))  # type: ignore[operator]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(check, calls))
+    assert b._cache.nbytes <= 2 * 2000 * 8 and len(b._cache) <= 2

@@ -12,9 +12,9 @@ close-match hint for typos.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import InitVar, dataclass, field
@@ -46,11 +46,16 @@ DEFAULT_CACHE_BYTES: Final = 512 * 2**20
 
 
 class IndicatorCache:
-    """A thread-safe memo of indicator results, least recently used first out, bounded in bytes.
+    """A memo of indicator results, least recently used first out, bounded in bytes.
 
     Keys are ``(function, *args)`` with array arguments keyed by identity; each entry holds a
     reference to those arrays, so an identity can never be reused by another array while its
     entry lives (a temporary array passed in is kept alive, and counted, until evicted).
+
+    Safe for the threads of a sweep without a lock (core code holds no threads or locks): every
+    change of the memo is one C-level ``OrderedDict`` operation, which the interpreter runs
+    atomically, and the byte total is recounted from a snapshot of the entries rather than kept
+    in a counter. A race costs at most an indicator computed twice or evicted early.
     """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
@@ -59,8 +64,6 @@ class IndicatorCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[object, ...], tuple[object, tuple[object, ...], int]]
         self._entries = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -68,7 +71,7 @@ class IndicatorCache:
     @property
     def nbytes(self) -> int:
         """Bytes held by the cached results and the arrays they were computed from."""
-        return self._bytes
+        return sum(entry[2] for entry in list(self._entries.values()))
 
     def get(self, fn: Callable[..., T], args: tuple[object, ...], own: tuple[object, ...]) -> T:
         """``fn(*args)``, from the cache when this call was made before.
@@ -77,23 +80,22 @@ class IndicatorCache:
         neither counted nor held.
         """
         key = (fn, *(("array", id(a)) if isinstance(a, np.ndarray) else a for a in args))
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None:
+        hit = self._entries.get(key)
+        if hit is not None:
+            with contextlib.suppress(KeyError):  # evicted by another thread meanwhile
                 self._entries.move_to_end(key)
-                return hit[0]  # type: ignore[return-value]
-        value = fn(*args)  # outside the lock: threads compute different indicators at once
+            return hit[0]  # type: ignore[return-value]
+        value = fn(*args)
         held = tuple(a for a in args if isinstance(a, np.ndarray) and not _is_in(a, own))
         size = _nbytes(value) + sum(_nbytes(a) for a in held)
         if size > self.max_bytes:
             return value  # larger than the whole budget: computed, not kept
-        with self._lock:
-            if key not in self._entries:
-                self._entries[key] = (value, held, size)
-                self._bytes += size
-                while self._bytes > self.max_bytes:
-                    _, (_, _, freed) = self._entries.popitem(last=False)
-                    self._bytes -= freed
+        self._entries.setdefault(key, (value, held, size))
+        while self.nbytes > self.max_bytes:
+            try:
+                self._entries.popitem(last=False)
+            except KeyError:  # emptied by another thread
+                break
         return value
 
 

@@ -522,13 +522,20 @@ def data_download(
 def backtest_cmd(
     ctx: typer.Context,
     venue: Annotated[str, typer.Option(help="Venue of the stored dataset.")],
-    pair: Annotated[str, typer.Option(help="Pair BASE/QUOTE.")],
+    pair: Annotated[
+        list[str],
+        typer.Option(
+            help="Pair BASE/QUOTE. Repeat it (--pair BTC/USDT --pair ETH/USDT) for a portfolio "
+            "backtest: one shared cash balance, entries filled in the order given."
+        ),
+    ],
     timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Timeframe, e.g. 1h.")],
     strategy: Annotated[
         str, typer.Option("--strategy", "-s", help="Strategy name or path/to/file.py[:Class].")
     ] = "ema_cross",
     param: Annotated[
-        list[str] | None, typer.Option("--param", "-P", help="Strategy parameter NAME=VALUE.")
+        list[str] | None,
+        typer.Option("--param", "-P", help="Strategy parameter NAME=VALUE (every pair)."),
     ] = None,
     start: Annotated[str | None, typer.Option(help="First bar (ISO date, inclusive).")] = None,
     end: Annotated[str | None, typer.Option(help="End (ISO date, exclusive).")] = None,
@@ -545,38 +552,91 @@ def backtest_cmd(
         str, typer.Option(help="next_open (default: signal at close t, fill at open t+1) or close.")
     ] = "next_open",
     cash: Annotated[float, typer.Option(help="Initial cash.")] = 10_000.0,
+    fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction of the (total) equity per entry, in (0, 1] (default: 1 for one pair, "
+            "1 / number of pairs for a portfolio)."
+        ),
+    ] = None,
     calendar: CalendarOpt = None,
     out: Annotated[
-        Path | None, typer.Option(help="Folder for result.json, trades.csv, report.html.")
+        Path | None,
+        typer.Option(
+            help="Folder for result.json, trades.csv, equity.csv and report.html (one pair) or "
+            "per_asset.csv (a portfolio)."
+        ),
     ] = None,
 ) -> None:
-    """Backtest a strategy on stored data; save JSON + CSV results and an HTML report."""
-    from morningstar.services.research import parse_params, run_stored_backtest
+    """Backtest a strategy on stored data (one pair, or a portfolio of several); save JSON + CSV
+    results (and an HTML report for one pair)."""
+    from morningstar.services.research import (
+        parse_params,
+        run_stored_backtest,
+        run_stored_portfolio_backtest,
+    )
 
     params = parse_params(param or [])
+    settings: dict[str, Any] = {
+        "venue": venue, "timeframe": timeframe, "strategy": strategy, "params": params,
+        "start": start, "end": end, "fee_bps": fee_bps, "slippage_bps": slippage_bps,
+        "stop_loss": stop_loss, "take_profit": take_profit, "trailing_stop": trailing_stop,
+        "fill_timing": fill, "init_cash": cash, "fraction": fraction, "out": out,
+    }  # fmt: skip
     with recorded_run(ctx, "backtest") as (application, _run_id):
-        saved = run_stored_backtest(
-            application.market_data,
-            venue=venue,
-            pair=pair,
-            timeframe=timeframe,
-            strategy=strategy,
-            params=params,
-            start=start,
-            end=end,
-            fee_bps=fee_bps,
-            slippage_bps=slippage_bps,
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-            trailing_stop=trailing_stop,
-            fill_timing=fill,
-            init_cash=cash,
-            calendar=calendar or application.settings.data.calendar,
-            out=out,
-        )
+        settings["calendar"] = calendar or application.settings.data.calendar
+        if len(pair) > 1:
+            folio = run_stored_portfolio_backtest(application.market_data, pairs=pair, **settings)
+        else:
+            saved = run_stored_backtest(application.market_data, pair=pair[0], **settings)
+    if len(pair) > 1:
+        _print_portfolio(folio, venue, timeframe)
+        return
     res = saved.result
     params_text = ", ".join(f"{k}={v}" for k, v in res.params.items())
-    _print_metrics(saved, title=f"{res.strategy}({params_text}) on {venue} {pair} {timeframe}")
+    _print_metrics(saved, title=f"{res.strategy}({params_text}) on {venue} {pair[0]} {timeframe}")
+
+
+def _print_portfolio(saved: Any, venue: str, timeframe: str) -> None:
+    """Print a portfolio backtest: the headline metrics, then the per-asset breakdown."""
+    import math
+
+    from morningstar.research.report import format_metric
+
+    res = saved.result
+    first = res.params[res.assets[0]]
+    params_text = ", ".join(f"{k}={v}" for k, v in first.items())
+    table = Table(
+        title=f"{res.strategy}({params_text}) portfolio of {len(res.assets)} pairs on {venue} "
+        f"{timeframe}, one shared cash balance",
+        header_style="bold",
+        show_header=False,
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate",
+                "profit_factor", "trade_count", "exposure", "skipped_entries",
+                "final_equity"):  # fmt: skip
+        table.add_row(key, format_metric(key, float(res.metrics[key])))
+    console.print(table)
+    per_asset = Table(title="per asset (all columns in per_asset.csv)", header_style="bold")
+    per_asset.add_column("asset", no_wrap=True)
+    for label in ("trades", "open", "P&L", "contrib.", "win", "exposure", "skipped"):
+        per_asset.add_column(label, justify="right", no_wrap=True)
+    for asset, row in res.per_asset.iterrows():
+        per_asset.add_row(
+            str(asset), f"{row['trade_count']:,.0f}", f"{row['open_trades']:,.0f}",
+            f"{row['pnl']:,.2f}", f"{row['contribution'] * 100:.2f}%",
+            "-" if math.isnan(row["win_rate"]) else f"{row['win_rate'] * 100:.1f}%",
+            f"{row['exposure'] * 100:.1f}%",
+            f"{row['skipped']:,.0f}",
+        )  # fmt: skip
+    console.print(per_asset)
+    files = saved.files
+    console.print(
+        f"results: {files['json']}, {files['trades']}, {files['equity']}, {files['per_asset']}",
+        highlight=False,
+    )
 
 
 RangeOpt = Annotated[

@@ -389,3 +389,47 @@ def test_sweep_and_walkforward_commands(
     assert len(pd.read_csv(env / "wf" / "oos_equity.csv")) == 3000
     code, _, err = run(capsys, "sweep", *base, "-r", "fast=5:1:5")
     assert code == 1 and "bad range 'fast=5:1:5'" in err
+
+
+def test_backtest_command_portfolio(
+    env: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("BTC", "ETH"):
+        csv = shared_data / "genetrader" / f"BINANCE_{name}_USDT-1h.csv"
+        code, _, err = run(capsys, "data", "import", str(csv))
+        assert code == 0, err
+    out_dir = env / "pf"
+    base = ["backtest", "--venue", "binance", "-t", "1h", "-s", "ema_cross"]
+    pairs = ["--pair", "BTC/USDT", "--pair", "ETH/USDT"]
+    code, out, err = run(capsys, *base, *pairs, "-P", "fast=12", "--out", str(out_dir))
+    assert code == 0, err
+    assert "ema_cross(fast=12, slow=50, allow_short=False) portfolio of 2 pairs" in out
+    assert "per asset" in out and "BTC/USDT" in out and "ETH/USDT" in out
+    saved = json.loads((out_dir / "result.json").read_text())
+    assert saved["assets"] == ["BTC/USDT", "ETH/USDT"]
+    assert saved["settings"]["sizing"] == {"type": "FractionSizing", "fraction": 0.5}
+    assert saved["params"]["ETH/USDT"]["fast"] == 12
+    trades = pd.read_csv(out_dir / "trades.csv")
+    assert set(trades["asset"]) == {"BTC/USDT", "ETH/USDT"}
+    per_asset = pd.read_csv(out_dir / "per_asset.csv", index_col="asset")
+    assert per_asset["trade_count"].sum() == saved["metrics"]["trade_count"] > 0
+    assert per_asset["pnl"].sum() == pytest.approx(saved["metrics"]["final_equity"] - 10_000)
+    equity = pd.read_csv(out_dir / "equity.csv")
+    assert list(equity.columns) == [
+        "timestamp", "equity", "cash", "position:BTC/USDT", "position:ETH/USDT",
+        "value:BTC/USDT", "value:ETH/USDT",
+    ]  # fmt: skip
+    assert len(equity) == 5980
+    # bad input: one line saying what, where and how to fix
+    code, _, err = run(capsys, *base, *pairs, "--pair", "btc/usdt")
+    assert code == 1 and err.strip() == (
+        "error: --pair: pair BTC/USDT is given twice — give each pair once"
+    )
+    code, _, err = run(capsys, *base, *pairs, "--pair", "SOL/USDT")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "no stored data for binance SOL/USDT 1h" in err
+    code, _, err = run(capsys, *base, *pairs, "--fraction", "1.5")
+    assert code == 1 and err.strip() == (
+        "error: FractionSizing.fraction: fraction=1.5 is invalid — allowed: a finite number in "
+        "(0, 1]"
+    )

@@ -12,10 +12,11 @@ EXPORTS = {
     "morningstar": ["__version__"],
     "morningstar.core": ["OHLCV_COLUMNS", "Pair", "Timeframe", "parse_pair", "parse_timeframe"],
     "morningstar.core.engine": [
-        "EXIT_REASONS", "TRADE_DTYPE", "Costs", "EngineFrames", "EngineInputError", "EngineOptions",
-        "EngineResult", "ExitReason", "FillTiming", "FractionSizing", "IntrabarPolicy",
-        "NotionalSizing", "OrderLimits", "Sizing", "Stops", "VolTargetSizing", "simulate",
-        "to_pandas",
+        "EXIT_REASONS", "PORTFOLIO_TRADE_DTYPE", "TRADE_DTYPE", "Costs", "EngineFrames",
+        "EngineInputError", "EngineOptions", "EngineResult", "ExitReason", "FillTiming",
+        "FractionSizing", "IntrabarPolicy", "NotionalSizing", "OrderLimits",
+        "PortfolioEngineResult", "PortfolioFrames", "Sizing", "Stops", "VolTargetSizing",
+        "simulate", "simulate_portfolio", "to_pandas",
     ],
     "morningstar.core.indicators": [
         "MACD", "BollingerBands", "DonchianChannel", "adx", "atr", "bollinger", "donchian", "ema",
@@ -23,8 +24,9 @@ EXPORTS = {
         "true_range", "zscore",
     ],
     "morningstar.research": [
-        "CVFold", "CVResult", "Result", "SweepResult", "WalkForwardFold", "WalkForwardResult",
-        "backtest", "parameter_grid", "purged_cv", "resolve_strategy", "sweep", "walk_forward",
+        "CVFold", "CVResult", "PortfolioResult", "Result", "SweepResult", "WalkForwardFold",
+        "WalkForwardResult", "backtest", "backtest_portfolio", "parameter_grid", "purged_cv",
+        "resolve_strategy", "sweep", "walk_forward",
     ],
     "morningstar.strategies": [
         "BUILTIN_STRATEGIES", "Bars", "Param", "ParamValue", "Signals", "Strategy",

@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from morningstar.core.engine import Costs, EngineOptions, Stops
+from morningstar.core.engine import Costs, EngineOptions, FractionSizing, Stops
 from morningstar.core.timeframe import Timeframe
 from morningstar.core.types import Pair
 from morningstar.data.parquet_store import OHLCVStore
 from morningstar.errors import StorageError, UserInputError
 from morningstar.research import (
+    PortfolioResult,
     Result,
     SweepResult,
     WalkForwardResult,
     backtest,
+    backtest_portfolio,
     sweep,
     walk_forward,
 )
@@ -28,11 +30,14 @@ from morningstar.services.data import pair_arg, resolve_calendar, timeframe_arg
 
 __all__ = [
     "SavedBacktest",
+    "SavedPortfolioBacktest",
     "parse_params",
     "parse_space",
     "run_stored_backtest",
+    "run_stored_portfolio_backtest",
     "run_stored_sweep",
     "run_stored_walk_forward",
+    "save_portfolio_result",
     "save_result",
 ]
 
@@ -44,6 +49,15 @@ class SavedBacktest:
     """A backtest and where its files went."""
 
     result: Result
+    folder: Path
+    files: dict[str, Path]
+
+
+@dataclass(frozen=True)
+class SavedPortfolioBacktest:
+    """A portfolio backtest and where its files went."""
+
+    result: PortfolioResult
     folder: Path
     files: dict[str, Path]
 
@@ -246,13 +260,15 @@ def run_stored_backtest(
     trailing_stop: float | None = None,
     fill_timing: str = "next_open",
     init_cash: float = 10_000.0,
+    fraction: float | None = None,
     calendar: str = "auto",
     out: Path | None = None,
     reports_dir: Path | None = None,
 ) -> SavedBacktest:
     """Backtest ``strategy`` on a stored dataset and save the results.
 
-    Results go to ``out``, or ``<reports_dir>/<strategy>-<venue>-<pair>-<tf>``.
+    Results go to ``out``, or ``<reports_dir>/<strategy>-<venue>-<pair>-<tf>``. ``fraction``
+    is the fraction of the equity invested per entry (default: all of it).
 
     Raises:
         DataNotFoundError: no stored data for that dataset or range.
@@ -267,6 +283,7 @@ def run_stored_backtest(
         strategy,
         params,
         costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps),
+        sizing=FractionSizing(fraction) if fraction is not None else None,
         stops=Stops(stop_loss=stop_loss, take_profit=take_profit, trailing_stop=trailing_stop),
         options=EngineOptions(fill_timing="close" if fill_timing == "close" else "next_open"),
         init_cash=init_cash,
@@ -279,3 +296,113 @@ def run_stored_backtest(
     files = save_result(result, out)
     log.info("backtest %s on %s %s %s saved to %s", result.strategy, venue, p, tf, out)
     return SavedBacktest(result, out, files)
+
+
+def save_portfolio_result(result: PortfolioResult, folder: Path) -> dict[str, Path]:
+    """Write ``result.json``, ``trades.csv``, ``equity.csv`` and ``per_asset.csv`` into ``folder``.
+
+    ``equity.csv`` holds, per bar, the total equity, the cash, and each asset's position
+    (``position:<asset>``) and value at its last close (``value:<asset>``).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {
+            "json": folder / "result.json",
+            "trades": folder / "trades.csv",
+            "equity": folder / "equity.csv",
+            "per_asset": folder / "per_asset.csv",
+        }
+        files["json"].write_text(result.to_json(), encoding="utf-8")
+        result.trades.to_csv(files["trades"])
+        pd.concat(
+            [result.equity, result.cash, result.positions.add_prefix("position:"),
+             result.values.add_prefix("value:")],
+            axis=1,
+        ).to_csv(files["equity"])  # fmt: skip
+        result.per_asset.to_csv(files["per_asset"])
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write the backtest results ({exc.strerror or exc})",
+            where=str(folder),
+            hint="choose a writable --out folder",
+        ) from exc
+    return files
+
+
+def run_stored_portfolio_backtest(
+    store: OHLCVStore,
+    *,
+    venue: str,
+    pairs: Sequence[str],
+    timeframe: str,
+    strategy: str,
+    params: Mapping[str, object] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    fee_bps: float = 10.0,
+    slippage_bps: float = 0.0,
+    stop_loss: float | None = None,
+    take_profit: float | None = None,
+    trailing_stop: float | None = None,
+    fill_timing: str = "next_open",
+    init_cash: float = 10_000.0,
+    fraction: float | None = None,
+    calendar: str = "auto",
+    out: Path | None = None,
+    reports_dir: Path | None = None,
+) -> SavedPortfolioBacktest:
+    """Backtest ``strategy`` on several stored pairs sharing one cash balance; save the results.
+
+    Every pair is loaded from ``venue`` and ``timeframe``; the strategy and its ``params`` apply
+    to each. ``fraction`` is the fraction of the total equity invested per entry (default:
+    ``1 / len(pairs)``, equal weights); entries within a bar are filled in the order of
+    ``pairs``. Results go to ``out``, or ``<reports_dir>/portfolio-<strategy>-<venue>-<pairs>-<tf>``.
+
+    Raises:
+        DataNotFoundError: no stored data for one of the pairs or in that range.
+        StrategyError / UserInputError: a pair given twice, calendars that differ under
+            ``auto``, bad strategy, parameters or settings (one line).
+    """
+    if len(pairs) < 2:
+        raise UserInputError(
+            f"a portfolio needs at least 2 pairs, got {len(pairs)}", where="--pair",
+            hint="repeat --pair, e.g. --pair BTC/USDT --pair ETH/USDT",
+        )  # fmt: skip
+    if fill_timing not in ("next_open", "close"):
+        raise UserInputError(f"unknown fill timing {fill_timing!r}", hint="use next_open or close")
+    parsed = [pair_arg(text) for text in pairs]
+    for i, p in enumerate(parsed):
+        if p in parsed[:i]:
+            raise UserInputError(
+                f"pair {p} is given twice", where="--pair", hint="give each pair once"
+            )
+    data: dict[str, pd.DataFrame] = {}
+    for text in pairs:
+        p, tf, bars = _load(store, venue, text, timeframe, start, end)
+        data[str(p)] = bars
+    calendars = {str(p): resolve_calendar(calendar, venue, p) for p in parsed}
+    if len(set(calendars.values())) > 1:
+        found = ", ".join(f"{p}: {c}" for p, c in calendars.items())
+        raise UserInputError(
+            f"the pairs trade on different calendars ({found})", where="--calendar",
+            hint="choose the one to annualise with, e.g. --calendar crypto",
+        )  # fmt: skip
+    result = backtest_portfolio(
+        data,
+        strategy,
+        params,
+        costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps),
+        sizing=FractionSizing(fraction if fraction is not None else 1.0 / len(pairs)),
+        stops=Stops(stop_loss=stop_loss, take_profit=take_profit, trailing_stop=trailing_stop),
+        options=EngineOptions(fill_timing="close" if fill_timing == "close" else "next_open"),
+        init_cash=init_cash,
+        timeframe=tf,
+        calendar=next(iter(calendars.values())),
+    )
+    if out is None:
+        base = reports_dir if reports_dir is not None else store.root / "reports"
+        out = base / _slug("portfolio", result.strategy, venue, *parsed, tf)
+    files = save_portfolio_result(result, out)
+    log.info("portfolio backtest %s on %s %s %s saved to %s", result.strategy, venue,
+             ", ".join(map(str, parsed)), tf, out)  # fmt: skip
+    return SavedPortfolioBacktest(result, out, files)

@@ -7,6 +7,15 @@ import numpy.typing as npt
 import pandas as pd
 
 from morningstar.core.engine import kernel as _k
+from morningstar.core.engine._inputs import (
+    EMPTY,
+    KERNEL_ERRORS,
+    bool_array,
+    engine_params,
+    float_array,
+    stop_mode,
+    timestamps_ns,
+)
 from morningstar.core.engine.result import EngineResult
 from morningstar.core.engine.types import (
     TRADE_DTYPE,
@@ -14,7 +23,6 @@ from morningstar.core.engine.types import (
     EngineInputError,
     EngineOptions,
     FractionSizing,
-    NotionalSizing,
     OrderLimits,
     Sizing,
     Stops,
@@ -24,93 +32,22 @@ from morningstar.core.engine.types import (
 
 __all__ = ["simulate"]
 
-_EMPTY = np.empty(0, dtype=np.float64)
-_KERNEL_ERRORS = {
-    _k.ERR_NON_FINITE: "a price is NaN or infinite",
-    _k.ERR_NON_POSITIVE: "a price is zero or negative",
-    _k.ERR_BAD_RANGE: "the bar is inconsistent: low must be <= open, close <= high",
-}
-
-
-def _float_array(name: str, values: npt.ArrayLike, n: int | None) -> npt.NDArray[np.float64]:
-    try:
-        arr = np.ascontiguousarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise EngineInputError(f"{name} is not numeric", where=name) from exc
-    if arr.ndim != 1:
-        raise EngineInputError(f"{name} must be one-dimensional, got shape {arr.shape}", where=name)
-    if n is not None and arr.shape[0] != n:
-        raise EngineInputError(
-            f"{name} has {arr.shape[0]} values for {n} bars", where=name, hint="align it with close"
-        )
-    return arr
-
-
-def _bool_array(name: str, values: npt.ArrayLike | None, n: int) -> npt.NDArray[np.bool_]:
-    if values is None:
-        return np.zeros(n, dtype=np.bool_)
-    arr = np.asarray(values)
-    if arr.dtype != np.bool_:
-        raise EngineInputError(
-            f"{name} must be a boolean array, got dtype {arr.dtype}",
-            where=name,
-            hint="pass e.g. (fast > slow) & (fast.shift() <= slow.shift()), with NaN as False",
-        )
-    if arr.shape != (n,):
-        raise EngineInputError(f"{name} has shape {arr.shape} for {n} bars", where=name)
-    return np.ascontiguousarray(arr)
-
-
-def _timestamps(
-    values: npt.ArrayLike | pd.DatetimeIndex | None, n: int
-) -> npt.NDArray[np.int64] | None:
-    if values is None:
-        return None
-    if isinstance(values, pd.Series | pd.Index) and isinstance(
-        values.dtype, pd.DatetimeTZDtype | np.dtypes.DateTime64DType
-    ):
-        values = pd.DatetimeIndex(values)
-    if isinstance(values, pd.DatetimeIndex):
-        index = values.tz_convert("UTC") if values.tz is not None else values
-        arr = np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
-    else:
-        raw = np.asarray(values)
-        if np.issubdtype(raw.dtype, np.datetime64):
-            arr = raw.astype("datetime64[ns]").view(np.int64)
-        elif np.issubdtype(raw.dtype, np.integer):
-            arr = raw.astype(np.int64)
-        else:
-            raise EngineInputError(
-                f"timestamps must be int64 epoch nanoseconds or datetime64, got {raw.dtype}",
-                where="timestamps",
-            )
-    if arr.shape != (n,):
-        raise EngineInputError(f"timestamps has shape {arr.shape} for {n} bars", where="timestamps")
-    return np.ascontiguousarray(arr)
-
 
 def _distance(
     name: str, values: npt.ArrayLike | None, fraction: float | None, n: int
 ) -> tuple[int, float, npt.NDArray[np.float64]]:
     """(mode, fraction, distances) of one stop rule."""
+    mode, frac = stop_mode(name, values is not None, fraction)
     if values is None:
-        if fraction is None:
-            return _k.STOP_NONE, 0.0, _EMPTY
-        return _k.STOP_FRACTION, float(fraction), _EMPTY
-    if fraction is not None:
-        raise EngineInputError(
-            f"{name} is given both as a fraction (Stops) and as per-bar distances",
-            where=name,
-            hint="choose one of the two forms",
-        )
-    arr = _float_array(name, values, n)
+        return mode, frac, EMPTY
+    arr = float_array(name, values, n)
     if np.any(arr <= 0.0) or np.any(np.isinf(arr)):
         raise EngineInputError(
             f"{name} holds a zero, negative or infinite distance",
             where=name,
             hint="distances are prices > 0; NaN means no stop for the trades signalled that bar",
         )
-    return _k.STOP_DISTANCE, 0.0, arr
+    return mode, frac, arr
 
 
 def simulate(
@@ -173,37 +110,23 @@ def simulate(
     options = EngineOptions() if options is None else options
     cash = check_number("simulate", "init_cash", init_cash, low_open=True)
 
-    c = _float_array("close", close, None)
+    c = float_array("close", close, None)
     n = c.shape[0]
     if n == 0:
         raise EngineInputError("no bars to simulate", where="close")
-    o = _float_array("open", open_, n)
-    h = _float_array("high", high, n)
-    lo = _float_array("low", low, n)
-    le = _bool_array("long_entries", long_entries, n)
-    lx = _bool_array("long_exits", long_exits, n)
-    se = _bool_array("short_entries", short_entries, n)
-    sx = _bool_array("short_exits", short_exits, n)
-    ts = _timestamps(timestamps, n)
-
-    if isinstance(sizing, FractionSizing):
-        size_mode, size_value, size_cap = _k.SIZE_FRACTION, sizing.fraction, 1.0
-    elif isinstance(sizing, NotionalSizing):
-        size_mode, size_value, size_cap = _k.SIZE_NOTIONAL, sizing.notional, 1.0
-    elif isinstance(sizing, VolTargetSizing):
-        size_mode, size_value = _k.SIZE_VOL_TARGET, sizing.target_per_bar
-        size_cap = sizing.max_fraction
-    else:
-        raise EngineInputError(
-            f"unknown sizing {sizing!r}",
-            where="sizing",
-            hint="use FractionSizing, NotionalSizing or VolTargetSizing",
-        )
+    o = float_array("open", open_, n)
+    h = float_array("high", high, n)
+    lo = float_array("low", low, n)
+    le = bool_array("long_entries", long_entries, (n,))
+    lx = bool_array("long_exits", long_exits, (n,))
+    se = bool_array("short_entries", short_entries, (n,))
+    sx = bool_array("short_exits", short_exits, (n,))
+    ts = timestamps_ns(timestamps, n)
 
     needs_vol = costs.vol_slippage_k > 0.0 or isinstance(sizing, VolTargetSizing)
-    vol = _EMPTY
+    vol = EMPTY
     if volatility is not None:
-        vol = _float_array("volatility", volatility, n)
+        vol = float_array("volatility", volatility, n)
         if np.any(vol < 0.0) or np.any(np.isinf(vol)):
             raise EngineInputError(
                 "volatility holds a negative or infinite value",
@@ -230,26 +153,10 @@ def simulate(
     else:
         stop_dist = np.empty((0, 3), dtype=np.float64)
 
-    params = np.zeros(_k.P_COUNT, dtype=np.float64)
-    params[_k.P_INIT_CASH] = cash
-    params[_k.P_FEE_RATE] = costs.fee_bps / 1e4
-    params[_k.P_SLIP_FIXED] = costs.slippage_bps / 1e4
-    params[_k.P_SLIP_K] = costs.vol_slippage_k
-    params[_k.P_SIZE_MODE] = size_mode
-    params[_k.P_SIZE_VALUE] = size_value
-    params[_k.P_SIZE_CAP] = size_cap
-    params[_k.P_MIN_SIZE] = limits.min_size
-    params[_k.P_MIN_NOTIONAL] = limits.min_notional
-    params[_k.P_QTY_STEP] = limits.qty_step
-    params[_k.P_SL_MODE] = sl_mode
-    params[_k.P_SL_FRAC] = sl_frac
-    params[_k.P_TP_MODE] = tp_mode
-    params[_k.P_TP_FRAC] = tp_frac
-    params[_k.P_TRAIL_MODE] = tr_mode
-    params[_k.P_TRAIL_FRAC] = tr_frac
-    params[_k.P_TARGET_FIRST] = stops.intrabar == "target_first"
-    params[_k.P_FILL_AT_CLOSE] = options.fill_timing == "close"
-    params[_k.P_CLOSE_AT_END] = options.close_at_end
+    params = engine_params(
+        cash, costs, sizing, stops, limits, options,
+        ((sl_mode, sl_frac), (tp_mode, tp_frac), (tr_mode, tr_frac)),
+    )  # fmt: skip
 
     # every trade starts with an entry signal: their count bounds the number of trades
     capacity = int(np.count_nonzero(le)) + int(np.count_nonzero(se)) + 1
@@ -266,7 +173,7 @@ def simulate(
         if ts is not None:
             where += f" ({pd.Timestamp(int(ts[bad_bar]), unit='ns', tz='UTC').isoformat()})"
         raise EngineInputError(
-            _KERNEL_ERRORS[status],
+            KERNEL_ERRORS[status],
             where=where,
             hint=(
                 f"open={float(o[bad_bar])!r} high={float(h[bad_bar])!r} "

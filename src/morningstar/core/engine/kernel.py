@@ -20,6 +20,13 @@ Every fill pays ``fee_rate`` on its notional and gets a price made worse by the 
 Scalar settings travel in one float64 array (``P_*`` indices), the running state in another
 (``S_*``) and the trades in a 2-D float64 array (``T_*`` columns): few arguments, so that the
 helpers inline and no reference counting happens per call.
+
+The per-position helpers (``_on_signals``, ``_open_position``, ``_check_stops``,
+``_close_position``, ``_mark_open_trade``, ``_entry_quantity``, ``_slippage``) are shared with the
+portfolio kernel (:mod:`morningstar.core.engine.portfolio_kernel`), which keeps one state row per
+asset. The helpers that return a float return the change of cash of what they did; only
+``_on_signals`` works on an account cash kept in ``state[_S_CASH]`` (the portfolio loads its
+shared cash there for the call).
 """
 
 from __future__ import annotations
@@ -205,25 +212,27 @@ def _slippage(volatility: F64, bar: int, params: F64) -> float:
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _entry_quantity(price: float, cash: float, vol: float, params: F64) -> float:
+def _entry_quantity(price: float, base: float, cash: float, vol: float, params: F64) -> float:
     """Quantity to open at fill ``price``, or 0.0 when the order must be skipped.
 
-    The size mode gives a wanted quantity; it is capped so that notional plus fee fit in the
-    cash, rounded down to the quantity step, and dropped when below the minimums.
+    The size mode gives a wanted quantity; the fraction modes (fraction of equity, vol target)
+    apply to ``base``: the cash of a flat single-asset account, the total equity of a portfolio.
+    It is capped so that notional plus fee fit in ``cash``, rounded down to the quantity step,
+    and dropped when below the minimums.
     """
     if not cash > 0.0:
         return 0.0
     mode = int(params[P_SIZE_MODE])
     value = params[P_SIZE_VALUE]
     if mode == SIZE_FRACTION:
-        qty = value * cash / price
+        qty = value * base / price
     elif mode == SIZE_NOTIONAL:
         qty = value / price
     else:
         if not vol > 0.0:  # NaN, zero or negative volatility estimate: no sizing possible
             return 0.0
         fraction = min(value / vol, params[P_SIZE_CAP])
-        qty = fraction * cash / price
+        qty = fraction * base / price
     fee_rate = params[P_FEE_RATE]
     unit_cost = price * (1.0 + fee_rate)
     max_qty = cash / unit_cost
@@ -243,19 +252,25 @@ def _entry_quantity(price: float, cash: float, vol: float, params: F64) -> float
 @njit(nogil=True, cache=True, inline="always")
 def _close_position(
     bar: int, price: float, reason: int, state: F64, params: F64, trades: F64_2D
-) -> None:
-    """Close the open position at fill ``price`` in ``bar``: cash, trade row, state."""
+) -> float:
+    """Close the open position at fill ``price`` in ``bar``: trade row and state.
+
+    Returns:
+        The change of cash: the sale's proceeds net of the fee for a long, minus the cost of
+        buying back (fee included) for a short.
+    """
     k = int(state[_S_K])
     side = state[_S_SIDE]
     size = state[_S_QTY]
     notional = size * price
     fee = notional * params[P_FEE_RATE]
     entry_value = size * trades[k, T_ENTRY_PRICE]
+    cash_change: float
     if side > 0:
-        state[_S_CASH] += notional - fee
+        cash_change = notional - fee
         pnl = (notional - entry_value) - trades[k, T_ENTRY_FEE] - fee
     else:
-        state[_S_CASH] -= notional + fee
+        cash_change = -(notional + fee)
         pnl = (entry_value - notional) - trades[k, T_ENTRY_FEE] - fee
     trades[k, T_EXIT_BAR] = bar
     trades[k, T_EXIT_PRICE] = price
@@ -265,57 +280,61 @@ def _close_position(
     trades[k, T_REASON] = reason
     state[_S_SIDE] = 0.0
     state[_S_QTY] = 0.0
+    return cash_change
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _on_signals(
-    t: int,
-    s: int,
-    ref: float,
-    allow_entry: bool,
-    long_entries: B,
-    long_exits: B,
-    short_entries: B,
-    short_exits: B,
-    volatility: F64,
-    stop_dist: F64_2D,
-    params: F64,
-    state: F64,
-    trades: F64_2D,
-) -> None:
-    """Act in bar ``t`` at price ``ref`` on the signals of bar ``s``: exit first, then entry."""
-    le = long_entries[s]
-    lx = long_exits[s]
-    se = short_entries[s]
-    sx = short_exits[s]
-    if le and lx:  # entry and exit of one side on one bar: both ignored
+def _clean_signals(le: bool, lx: bool, se: bool, sx: bool) -> tuple[bool, bool, bool, bool]:
+    """The four signals of one bar with conflicts removed.
+
+    Entry and exit of one side on one bar cancel each other; so do long and short entries.
+    """
+    if le and lx:
         le = False
         lx = False
     if se and sx:
         se = False
         sx = False
-    if le and se:  # long and short entries on one bar: both ignored
+    if le and se:
         le = False
         se = False
-    side = state[_S_SIDE]
-    # 1) close the position on an exit signal or an opposite entry
-    if (side > 0 and (lx or se)) or (side < 0 and (sx or le)):
-        slip = _slippage(volatility, s, params)
-        _close_position(t, ref * (1.0 - side * slip), REASON_SIGNAL, state, params, trades)
-    # 2) then open the new position (one at a time: an entry while in position is ignored)
-    if state[_S_SIDE] != 0.0 or not (le or se) or not allow_entry:
-        return
-    sign = 1.0 if le else -1.0
+    return le, lx, se, sx
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _open_position(
+    t: int,
+    s: int,
+    ref: float,
+    sign: float,
+    base: float,
+    cash: float,
+    k: int,
+    volatility: F64,
+    stop_dist: F64_2D,
+    params: F64,
+    state: F64,
+    trades: F64_2D,
+) -> float:
+    """Open a position of side ``sign`` in bar ``t`` at price ``ref`` on the signal of bar ``s``.
+
+    The position (flat before) is sized from ``base`` and capped by ``cash`` (see
+    :func:`_entry_quantity`), written to trade row ``k`` and protected by the stop levels of the
+    settings or of the signal bar's distances. An order that cannot be filled is counted in
+    ``state[_S_N_SKIPPED]``.
+
+    Returns:
+        The change of cash: minus the notional and the fee for a long; the short sale's proceeds
+        net of the fee for a short. 0.0 when the entry is skipped.
+    """
     fill = ref * (1.0 + sign * _slippage(volatility, s, params))
     vol = volatility[s] if volatility.shape[0] > 0 else np.nan
-    qty = _entry_quantity(fill, state[_S_CASH], vol, params)
+    qty = _entry_quantity(fill, base, cash, vol, params)
     if qty == 0.0:
         state[_S_N_SKIPPED] += 1.0
-        return
+        return 0.0
     notional = qty * fill
-    fee = notional * params[P_FEE_RATE]
-    state[_S_CASH] -= sign * notional + fee
-    k = int(state[_S_N_TRADES])
+    fee: float = notional * params[P_FEE_RATE]
     state[_S_N_TRADES] += 1.0
     state[_S_K] = k
     state[_S_SIDE] = sign
@@ -349,25 +368,69 @@ def _on_signals(
     state[_S_TP] = tp_level
     state[_S_TRAIL] = trail
     state[_S_EXTREME] = fill
+    return -(sign * notional + fee)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _on_signals(
+    t: int,
+    s: int,
+    ref: float,
+    allow_entry: bool,
+    long_entries: B,
+    long_exits: B,
+    short_entries: B,
+    short_exits: B,
+    volatility: F64,
+    stop_dist: F64_2D,
+    params: F64,
+    state: F64,
+    trades: F64_2D,
+) -> None:
+    """Act in bar ``t`` at price ``ref`` on the signals of bar ``s``: exit first, then entry.
+
+    The account's cash is ``state[_S_CASH]``: an exit credits it, an entry is sized on it and
+    capped by it (a flat single-asset account: equity = cash).
+    """
+    le, lx, se, sx = _clean_signals(
+        long_entries[s], long_exits[s], short_entries[s], short_exits[s]
+    )
+    # 1) close the position on an exit signal or an opposite entry
+    side = state[_S_SIDE]
+    if (side > 0 and (lx or se)) or (side < 0 and (sx or le)):
+        slip = _slippage(volatility, s, params)
+        state[_S_CASH] += _close_position(t, ref * (1.0 - side * slip), REASON_SIGNAL, state,
+                                          params, trades)  # fmt: skip
+    # 2) then open the new position (one at a time: an entry while in position is ignored)
+    if state[_S_SIDE] != 0.0 or not (le or se) or not allow_entry:
+        return
+    cash = state[_S_CASH]
+    state[_S_CASH] += _open_position(t, s, ref, 1.0 if le else -1.0, cash, cash,
+                                     int(state[_S_N_TRADES]), volatility, stop_dist, params,
+                                     state, trades)  # fmt: skip
 
 
 @njit(nogil=True, cache=True, inline="always")
 def _check_stops(
     t: int,
+    v: int,
     o: float,
     h: float,
     lo: float,
+    gap_only: bool,
     volatility: F64,
     params: F64,
     state: F64,
     trades: F64_2D,
-) -> None:
-    """Stops and target of the open position inside bar ``t``.
+) -> float:
+    """Stops and target of the open position inside bar ``t``; returns the change of cash.
 
     Order: a gap through the stop (or the trailing stop) or the target at the open fills at the
     open; then the bar's range: the stop level (the tighter of stop-loss and the trailing level
     of the previous bars) and the target, the adverse one first unless ``P_TARGET_FIRST``;
     then, if still open, the trailing extreme ratchets with this bar's high (long) / low (short).
+    ``gap_only`` stops after the gap test (the portfolio's exits at the open). ``v`` is the
+    last bar whose close is known (its volatility sets the slippage).
     """
     sign = state[_S_SIDE]
     stop_level = state[_S_SL]
@@ -396,6 +459,8 @@ def _check_stops(
     elif fo >= ft:  # gap through the target: filled at the open
         exit_ref = o
         reason = REASON_TAKE_PROFIT
+    elif gap_only:
+        return 0.0
     else:
         stop_hit = worst <= fs
         target_hit = best >= ft
@@ -406,13 +471,32 @@ def _check_stops(
             exit_ref = tp_level
             reason = REASON_TAKE_PROFIT
     if reason >= 0:
-        slip = _slippage(volatility, t - 1, params)
-        _close_position(t, exit_ref * (1.0 - sign * slip), reason, state, params, trades)
-    elif trail_mode != STOP_NONE:
+        slip = _slippage(volatility, v, params)
+        return _close_position(t, exit_ref * (1.0 - sign * slip), reason, state, params, trades)
+    if trail_mode != STOP_NONE:
         if sign > 0:
             state[_S_EXTREME] = max(state[_S_EXTREME], h)
         else:
             state[_S_EXTREME] = min(state[_S_EXTREME], lo)
+    return 0.0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _mark_open_trade(bar: int, price: float, state: F64, trades: F64_2D) -> None:
+    """Report the position still open after the data as a trade marked at ``price`` (the last
+    close, bar ``bar``): no exit fee, unrealised P&L, reason ``REASON_OPEN``."""
+    k = int(state[_S_K])
+    size = state[_S_QTY]
+    entry_value = size * trades[k, T_ENTRY_PRICE]
+    value = size * price
+    pnl = (value - entry_value) if state[_S_SIDE] > 0 else (entry_value - value)
+    pnl -= trades[k, T_ENTRY_FEE]
+    trades[k, T_EXIT_BAR] = bar
+    trades[k, T_EXIT_PRICE] = price
+    trades[k, T_EXIT_FEE] = 0.0
+    trades[k, T_PNL] = pnl
+    trades[k, T_RETURN] = pnl / entry_value
+    trades[k, T_REASON] = REASON_OPEN
 
 
 @njit(nogil=True, cache=True)
@@ -531,7 +615,8 @@ def run_kernel(
                         short_exits, volatility, stop_dist, params, state, trades)  # fmt: skip
         # 2) stops and target inside bar t (also on the entry bar of a next_open fill)
         if state[_S_SIDE] != 0.0 and has_stops:
-            _check_stops(t, open_[t], high[t], low[t], volatility, params, state, trades)
+            state[_S_CASH] += _check_stops(t, t - 1, open_[t], high[t], low[t], False,
+                                           volatility, params, state, trades)  # fmt: skip
         # 3) close timing: act at the close of t on the signals of t; with close_at_end no
         #    position is opened at the last close (it would be closed at once)
         if fill_at_close:
@@ -541,25 +626,13 @@ def run_kernel(
         # 4) end of data: optionally close at the last close
         if close_at_end and t == n - 1 and state[_S_SIDE] != 0.0:
             slip = _slippage(volatility, t, params)
-            _close_position(t, c * (1.0 - state[_S_SIDE] * slip), REASON_END_OF_DATA, state,
-                            params, trades)  # fmt: skip
+            state[_S_CASH] += _close_position(t, c * (1.0 - state[_S_SIDE] * slip),
+                                              REASON_END_OF_DATA, state, params, trades)  # fmt: skip
         signed = state[_S_SIDE] * state[_S_QTY]
         position[t] = signed
         equity[t] = state[_S_CASH] + signed * c
         t += 1
 
     if state[_S_SIDE] != 0.0:  # still open: marked to market at the last close, no exit fee
-        k = int(state[_S_K])
-        last = n - 1
-        size = state[_S_QTY]
-        entry_value = size * trades[k, T_ENTRY_PRICE]
-        value = size * close[last]
-        pnl = (value - entry_value) if state[_S_SIDE] > 0 else (entry_value - value)
-        pnl -= trades[k, T_ENTRY_FEE]
-        trades[k, T_EXIT_BAR] = last
-        trades[k, T_EXIT_PRICE] = close[last]
-        trades[k, T_EXIT_FEE] = 0.0
-        trades[k, T_PNL] = pnl
-        trades[k, T_RETURN] = pnl / entry_value
-        trades[k, T_REASON] = REASON_OPEN
+        _mark_open_trade(n - 1, close[n - 1], state, trades)
     return OK, -1, int(state[_S_N_TRADES]), int(state[_S_N_SKIPPED])

@@ -19,6 +19,7 @@ from morningstar.errors import UserInputError
 
 __all__ = [
     "EXIT_REASONS",
+    "PORTFOLIO_TRADE_DTYPE",
     "TRADE_DTYPE",
     "Costs",
     "EngineInputError",
@@ -83,6 +84,10 @@ TRADE_DTYPE = np.dtype(
         ("exit_reason", np.int8),
     ]
 )
+
+#: A portfolio's trades: ``asset`` (the asset's column number) followed by the fields of
+#: :data:`TRADE_DTYPE`.
+PORTFOLIO_TRADE_DTYPE = np.dtype([("asset", np.int32), *TRADE_DTYPE.descr])
 
 
 def _fail(owner: str, name: str, value: object, allowed: str) -> EngineInputError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,6 +43,7 @@ from morningstar.core.engine import (
 )
 from morningstar.errors import StrategyError, UserInputError
 from morningstar.research import backtest, backtest_portfolio
+from morningstar.strategies import Bars, Signals, Strategy
 from tests.unit.test_engine_properties import SETTINGS, Market, bar_rows, configs, markets
 from tests.unit.test_engine_properties import run as run_single
 from tests.unit.test_engine_scenarios import CASH, SCENARIOS, Scenario, _signals
@@ -667,6 +669,11 @@ def test_frames_breakdown_and_names() -> None:
     assert result.asset_trades("B")["size"].tolist() == [4.0]
     with pytest.raises(KeyError, match="no asset 'D'"):
         result.asset_trades("D")
+    # a column number as numpy gives it (e.g. from the trades' asset field) works like an int
+    for number in (1, np.int64(1), np.intp(1)):
+        assert result.asset_trades(number)["size"].tolist() == [4.0]
+    with pytest.raises(KeyError, match="no asset number 3 in a portfolio of 3"):
+        result.asset_trades(np.int32(3))
 
 
 # ------------------------------------------------------------------- research API
@@ -750,3 +757,55 @@ def test_backtest_portfolio_bad_input_is_one_line(
     with pytest.raises(error) as info:
         backtest_portfolio(data, "ema_cross", params)
     assert text in str(info.value) and "\n" not in str(info.value)
+
+
+class _Faulty(Strategy):
+    """Signals of the kind a user strategy can get wrong: float with NaN, or the wrong length."""
+
+    name = "faulty"
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+
+    def signals(self, bars: Bars, params: Mapping[str, object]) -> Signals:
+        n = len(bars.close)
+        entries = np.zeros(n, dtype=np.bool_)
+        exits = np.zeros(n, dtype=np.bool_)
+        if self.fault == "nan":  # a float series with NaN warm-up: NaN cast to bool is True
+            return Signals(np.full(n, np.nan), exits)
+        if self.fault == "short":
+            return Signals(entries[:-1], exits)
+        return Signals(entries, exits, stop_distance=np.full(n + 1, 1.0))
+
+
+@pytest.mark.parametrize(
+    ("fault", "text"),
+    [
+        ("nan", "long_entries of BTC/USD must be a boolean array, got dtype float64"),
+        ("short", "long_entries of BTC/USD has shape (599,) for 600 bars"),
+        ("stop", "stop_loss_dist of BTC/USD has 601 values for 600 bars"),
+    ],
+)
+def test_backtest_portfolio_checks_strategy_signals(fault: str, text: str) -> None:
+    with pytest.raises(UserInputError) as info:
+        backtest_portfolio(_data(), _Faulty(fault))
+    assert text in str(info.value) and "\n" not in str(info.value)
+
+
+def test_backtest_portfolio_checks_volatility() -> None:
+    data = _data()
+    vol = {asset: np.full(len(frame), 0.01) for asset, frame in data.items()}
+    costs = Costs(vol_slippage_k=1.0)
+    ok = backtest_portfolio(data, "ema_cross", {"fast": 5, "slow": 20}, costs=costs,
+                            volatility=vol)  # fmt: skip
+    assert ok.metrics["trade_count"] > 0
+    bad = [
+        ({**vol, "SPY": vol["SPY"][:-3]}, "volatility of SPY has"),
+        ({k: v for k, v in vol.items() if k != "QQQ"}, "no volatility for asset 'QQQ'"),
+        ({**vol, "ETH": vol["SPY"]}, "volatility for unknown asset 'ETH'"),
+        ({**vol, "SPY": np.array(["x"] * len(vol["SPY"]))}, "volatility of SPY is not numeric"),
+    ]
+    for wrong, text in bad:
+        with pytest.raises(UserInputError) as info:
+            backtest_portfolio(data, "ema_cross", costs=costs, volatility=wrong)
+        assert text in str(info.value) and "\n" not in str(info.value), str(info.value)

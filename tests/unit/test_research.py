@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from morningstar.core.engine import Costs, simulate
+from morningstar.core.engine import Costs, FractionSizing, simulate
 from morningstar.data.ohlcv import from_arrays
 from morningstar.errors import StrategyError, UserInputError
-from morningstar.research import backtest
+from morningstar.research import backtest, backtest_portfolio, sweep
 from morningstar.research.report import monthly_returns
 from morningstar.strategies import BUILTIN_STRATEGIES, Bars
 
@@ -71,3 +71,34 @@ def test_bad_inputs() -> None:
         backtest(bars().iloc[:1], "ema_cross")
     with pytest.raises(UserInputError, match="not strictly increasing"):
         backtest(bars().iloc[::-1], "ema_cross")
+
+
+def _ruinous() -> pd.DataFrame:
+    """Up, down (ema_cross with shorts goes short), then a gap to 6x: the short loses it all."""
+    close = np.r_[np.linspace(50, 100, 50), np.linspace(100, 50, 50), np.full(100, 300.0)]
+    index = pd.date_range("2024-01-01", periods=close.size, freq="h", tz="UTC")
+    return pd.DataFrame({"open": close, "high": close * 1.001, "low": close * 0.999,
+                         "close": close, "volume": 1.0}, index=index)  # fmt: skip
+
+
+def test_a_ruined_account_is_one_clear_error() -> None:
+    params = {"fast": 3, "slow": 10, "allow_short": True}
+    with pytest.raises(UserInputError) as info:
+        backtest(_ruinous(), "ema_cross", params)
+    text = str(info.value)
+    assert (
+        "backtest ema_cross: the account is ruined at bar 100 (2024-01-05 04:00:00+00:00)" in text
+    )
+    assert "add a stop-loss" in text and "\n" not in text
+    with pytest.raises(UserInputError, match="portfolio backtest ema_cross: the account is ruined"):
+        backtest_portfolio({"A": _ruinous()}, "ema_cross", params)
+    # a sweep ranks the ruined combination last, with no return metrics, and keeps the others
+    space = {"fast": [3], "slow": [10], "allow_short": [False, True]}
+    table = sweep(_ruinous(), "ema_cross", space, n_jobs=1).table
+    assert list(table["allow_short"]) == [False, True]
+    ruined = table.iloc[1]
+    assert ruined["final_equity"] < 0 and np.isnan(ruined["sharpe"])
+    assert np.isnan(ruined["trade_count"])
+    # with the short sized at a tenth of the account, it survives the 6x gap
+    half = backtest(_ruinous(), "ema_cross", params, sizing=FractionSizing(0.1))
+    assert half.metrics["final_equity"] > 0

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ from morningstar.core.engine import Costs
 from morningstar.errors import StrategyError, UserInputError
 from morningstar.research import backtest
 from morningstar.research.sweep import parameter_grid, sweep
-from morningstar.strategies import BUILTIN_STRATEGIES, Bars
+from morningstar.strategies import BUILTIN_STRATEGIES, Bars, Param, Signals, Strategy
 from tests.unit.test_research import bars
 
 
@@ -93,6 +95,8 @@ def test_bad_values_are_errors_not_skipped_combinations() -> None:
     df = bars(300)
     with pytest.raises(StrategyError, match=r"ema_cross.fast.*nan is not a finite number"):
         sweep(df, "ema_cross", {"fast": [5, float("nan")], "slow": [20]})
+    with pytest.raises(StrategyError, match=r"ema_cross.fast.*is not a finite number"):
+        sweep(df, "ema_cross", {"fast": [5, 10**400], "slow": [20]})  # beyond float range
     with pytest.raises(StrategyError, match=r"ema_cross.fast.*0 is not >= 2"):
         sweep(df, "ema_cross", {"fast": [0, 5], "slow": [20]})
     with pytest.raises(StrategyError, match=r"ema_cross.slow.*no values to sweep"):
@@ -190,3 +194,28 @@ def test_indicator_cache_under_threads_with_a_tight_budget() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert all(pool.map(check, calls))
     assert b._cache.nbytes <= 2 * 2000 * 8 and len(b._cache) <= 2
+
+
+class _Knobs(Strategy):
+    """Six fine-grained knobs: 10**24 combinations, more than one int64 index can number."""
+
+    name = "knobs"
+    params = tuple(Param(f"k{i}", "float", 0.5, 0.0, 1.0, 1e-4) for i in range(6))
+
+    def signals(self, bars: Bars, params: Mapping[str, object]) -> Signals:
+        level = float(params["k0"])  # type: ignore[arg-type]
+        up = bars.close > bars.close.mean() * (0.5 + level)
+        return Signals(up, ~up)
+
+
+def test_random_sweep_over_a_space_beyond_int64() -> None:
+    df = bars(300)
+    space = {f"k{i}": list(np.linspace(0.0, 1.0, 10_001)) for i in range(6)}
+    first = sweep(df, _Knobs(), space, method="random", n_iter=12, seed=7, n_jobs=1)
+    again = sweep(df, _Knobs(), space, method="random", n_iter=12, seed=7, n_jobs=1)
+    assert first.n_trials == 12 and first.n_skipped == 0
+    names = [f"k{i}" for i in range(6)]
+    assert first.table[names].apply(tuple, axis=1).is_unique
+    pd.testing.assert_frame_equal(first.table, again.table)  # the seed reproduces the draw
+    with pytest.raises(UserInputError, match=r"n_iter=30 is more than max_combinations=20"):
+        sweep(df, _Knobs(), space, method="random", n_iter=30, max_combinations=20)

@@ -33,7 +33,7 @@ from morningstar.data.ohlcv import to_contract
 from morningstar.errors import StrategyError, UserInputError
 from morningstar.strategies import Bars, ParamValue, Signals, Strategy, load_strategy
 
-__all__ = ["Result", "backtest", "resolve_strategy", "resolve_timeframe"]
+__all__ = ["Result", "backtest", "require_solvent", "resolve_strategy", "resolve_timeframe"]
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,7 @@ def backtest(
         stop_loss_dist=sig.stop_distance,
         take_profit_dist=sig.target_distance,
     )
+    require_solvent(result.equity, index, f"backtest {strat.name or type(strat).__name__}")
     frames = result.to_pandas(index)
     tf = resolve_timeframe(timeframe, steps)
     closed = result.closed_trades
@@ -234,6 +235,23 @@ def resolve_timeframe(
     if inferred is None:
         raise UserInputError("cannot infer the timeframe", hint="pass timeframe='1h'")
     return inferred
+
+
+def require_solvent(equity: npt.NDArray[np.float64], index: pd.DatetimeIndex, where: str) -> None:
+    """Raise a one-line error when the account is ruined: equity at or below zero at some bar.
+
+    A short that runs against the account can lose more than the equity; returns, Sharpe and
+    drawdown have no meaning after that, so the run is refused rather than summarised.
+    """
+    ruined = np.flatnonzero(equity <= 0.0)
+    if ruined.size:
+        bar = int(ruined[0])
+        raise UserInputError(
+            f"the account is ruined at bar {bar} ({index[bar]}): equity {equity[bar]:,.2f}",
+            where=where,
+            hint="a position lost more than the account: add a stop-loss or size smaller "
+            "(e.g. --stop-loss 0.05 or --fraction 0.5)",
+        )
 
 
 def _plain(obj: object) -> dict[str, Any]:

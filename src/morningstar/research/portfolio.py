@@ -29,11 +29,12 @@ from morningstar.core.engine import (
     Stops,
     simulate_portfolio,
 )
+from morningstar.core.engine._inputs import bool_array, float_array
 from morningstar.core.metrics import periods_per_year, summary
 from morningstar.core.timeframe import Timeframe
 from morningstar.data.ohlcv import to_contract
 from morningstar.errors import StrategyError, UserInputError
-from morningstar.research.backtest import resolve_strategy, resolve_timeframe
+from morningstar.research.backtest import require_solvent, resolve_strategy, resolve_timeframe
 from morningstar.strategies import Bars, ParamValue, Signals, Strategy
 
 __all__ = ["PortfolioResult", "backtest_portfolio"]
@@ -146,14 +147,26 @@ def _asset_params(
 
 
 def _scatter(
+    name: str,
     values: npt.ArrayLike | None,
     rows: npt.NDArray[np.intp] | slice,
     out: npt.NDArray[Any],
     column: int,
+    asset: str,
 ) -> None:
-    """Write one asset's per-bar ``values`` into ``out[rows, column]`` (skipped when None)."""
-    if values is not None:
-        out[rows, column] = np.asarray(values)
+    """Check one asset's per-bar ``values`` and write them into ``out[rows, column]``.
+
+    ``values`` must have one value per bar of the asset's own data, and be boolean when
+    ``out`` is (a NaN cast to bool would be True and open a trade). None is skipped.
+    """
+    if values is None:
+        return
+    where = f"{name} of {asset}"
+    n = out.shape[0] if isinstance(rows, slice) else rows.shape[0]
+    if out.dtype == np.bool_:
+        out[rows, column] = bool_array(where, values, (n,))
+    else:
+        out[rows, column] = float_array(where, values, n)
 
 
 def _union(indexes: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
@@ -209,7 +222,7 @@ def backtest_portfolio(
             union of the bar times).
         calendar: ``crypto``, ``forex``, ``cme`` or ``equity`` (annualisation).
         volatility: asset → per-bar volatility (fraction of price) on that asset's bars, for
-            vol-scaled slippage / vol-target sizing.
+            vol-scaled slippage / vol-target sizing; one series for every asset.
 
     Returns:
         A :class:`PortfolioResult`.
@@ -243,6 +256,12 @@ def backtest_portfolio(
         if unknown:
             raise UserInputError(f"volatility for unknown asset {unknown[0]!r}",
                                  where="volatility")  # fmt: skip
+        missing = [asset for asset in assets if asset not in volatility]
+        if missing:
+            raise UserInputError(
+                f"no volatility for asset {missing[0]!r}", where="volatility",
+                hint="give one per-bar volatility series for every asset",
+            )  # fmt: skip
     strat = resolve_strategy(strategy)
     resolved = _asset_params(strat, params, assets)
 
@@ -268,16 +287,15 @@ def backtest_portfolio(
         signals[asset] = sig
         for col, matrix in prices.items():
             matrix[rows, j] = arrays[col]
-        _scatter(sig.long_entries, rows, flags["long_entries"], j)
-        _scatter(sig.long_exits, rows, flags["long_exits"], j)
-        _scatter(sig.short_entries, rows, flags["short_entries"], j)
-        _scatter(sig.short_exits, rows, flags["short_exits"], j)
+        for name, matrix in flags.items():
+            _scatter(name, getattr(sig, name), rows, matrix, j, asset)
         for name, values in (("stop_loss_dist", sig.stop_distance),
                              ("take_profit_dist", sig.target_distance)):  # fmt: skip
             if values is not None:
-                _scatter(values, rows, distances.setdefault(name, np.full((n, m), np.nan)), j)
-        if vol is not None and volatility is not None and asset in volatility:
-            _scatter(volatility[asset], rows, vol, j)
+                matrix = distances.setdefault(name, np.full((n, m), np.nan))
+                _scatter(name, values, rows, matrix, j, asset)
+        if vol is not None and volatility is not None:
+            _scatter("volatility", volatility[asset], rows, vol, j, asset)
 
     result = simulate_portfolio(
         prices["open"], prices["high"], prices["low"], prices["close"],
@@ -286,6 +304,9 @@ def backtest_portfolio(
         stop_loss_dist=distances.get("stop_loss_dist"),
         take_profit_dist=distances.get("take_profit_dist"),
     )  # fmt: skip
+    require_solvent(
+        result.equity, index, f"portfolio backtest {strat.name or type(strat).__name__}"
+    )
     frames_out = result.to_pandas(index)
     tf = resolve_timeframe(timeframe, index)
     closed = result.closed_trades

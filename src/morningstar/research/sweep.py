@@ -118,10 +118,20 @@ def _combinations(
     sizes = [len(grid[n]) for n in names]
     total = math.prod(sizes)
     rng = np.random.default_rng(seed)
-    picks = rng.choice(total, size=min(n_iter, total), replace=False)
-    for flat in picks:
-        idx = np.unravel_index(int(flat), sizes)
-        yield {n: grid[n][int(i)] for n, i in zip(names, idx, strict=True)}
+    if total < 2**62:  # a flat index fits numpy's int64: draw without replacement
+        for flat in rng.choice(total, size=min(n_iter, total), replace=False):
+            idx = np.unravel_index(int(flat), sizes)
+            yield {n: grid[n][int(i)] for n, i in zip(names, idx, strict=True)}
+        return
+    # a space too large for one index (many fine ranges): draw per parameter; with at least
+    # 2**62 combinations and n_iter <= max_combinations, a repeat is practically impossible,
+    # and a repeated draw is dropped
+    seen: set[tuple[int, ...]] = set()
+    while len(seen) < n_iter:
+        pick = tuple(int(rng.integers(size)) for size in sizes)
+        if pick not in seen:
+            seen.add(pick)
+            yield {n: grid[n][i] for n, i in zip(names, pick, strict=True)}
 
 
 def sweep(
@@ -202,6 +212,12 @@ def sweep(
             hint="narrow the ranges (--range fast=5:50:5), or draw a sample with --method random "
             "--n-iter N",
         )
+    if method == "random" and n_iter > max_combinations:
+        raise UserInputError(
+            f"n_iter={n_iter:,} is more than max_combinations={max_combinations:,}",
+            where=f"sweep {strat.name}",
+            hint="draw fewer combinations, or raise max_combinations",
+        )
     valid: list[dict[str, ParamValue]] = []
     skipped = 0
     for combo in _combinations(grid, method, n_iter, seed):
@@ -227,6 +243,9 @@ def sweep(
             init_cash=init_cash, costs=costs, sizing=sizing, stops=stops, limits=limits,
             options=options, stop_loss_dist=sig.stop_distance, take_profit_dist=sig.target_distance,
         )  # fmt: skip
+        if float(res.equity.min()) <= 0.0:  # ruined: no return metrics, ranked last
+            return {**params, **dict.fromkeys(SUMMARY_KEYS, math.nan),
+                    "final_equity": res.final_equity}  # fmt: skip
         closed = res.closed_trades
         stats = summary(res.equity, closed["pnl"], res.position, ppy)
         stats["final_equity"] = res.final_equity

@@ -185,6 +185,8 @@ class Param:
             )
         try:
             number = float(value)  # type: ignore[arg-type]
+        except OverflowError:  # an int beyond float range, e.g. 10**400
+            number = math.inf
         except (TypeError, ValueError):
             raise StrategyError(
                 f"{value!r} is not a number",

@@ -195,10 +195,11 @@ class PortfolioEngineResult(_TradeRecords):
 
     def asset_index(self, asset: str | int) -> int:
         """The column number of ``asset`` (a name or a column number)."""
-        if isinstance(asset, int) and not isinstance(asset, bool):
-            if not 0 <= asset < len(self.assets):
-                raise KeyError(f"no asset number {asset} in a portfolio of {len(self.assets)}")
-            return asset
+        if isinstance(asset, int | np.integer) and not isinstance(asset, bool | np.bool_):
+            number = int(asset)
+            if not 0 <= number < len(self.assets):
+                raise KeyError(f"no asset number {number} in a portfolio of {len(self.assets)}")
+            return number
         if asset not in self.assets:
             raise KeyError(f"no asset {asset!r}; assets: {', '.join(self.assets)}")
         return self.assets.index(str(asset))

@@ -39,6 +39,7 @@ __all__ = [
     "DataSettings",
     "DatabaseSettings",
     "ExchangeSettings",
+    "LLMBudget",
     "LLMSettings",
     "LoggingSettings",
     "RiskSettings",
@@ -134,18 +135,36 @@ class RiskSettings(_Section):
     cooldown_bars_after_stop: int = Field(0, ge=0, le=10_000)
 
 
+class LLMBudget(_Section):
+    """A spending limit: tokens (input + output) and/or US dollars; empty = no limit."""
+
+    tokens: int | None = Field(None, ge=0)
+    usd: float | None = Field(None, ge=0)
+
+
 class LLMSettings(_Section):
-    """The LLM provider used by the supervisor and the agents."""
+    """The LLM gateway: provider, limits, replay cache, budgets and the monitor's tracing."""
 
     provider: Literal["offline", "openai", "ollama"] = "offline"
     model: str = "rule-based"
-    base_url: str | None = None
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible /v1 URL or Ollama URL; empty = the provider's own"
+    )
     api_key: SecretStr | None = None
     timeout_s: float = Field(30.0, gt=0, le=600)
     max_retries: int = Field(3, ge=0, le=10)
+    max_concurrency: int = Field(4, ge=1, le=256)
     temperature: float = Field(0.0, ge=0, le=2)
+    seed: int | None = 0
     cache_mode: Literal["record", "replay", "off"] = "record"
-    budget_usd: float | None = Field(None, ge=0)
+    budget: LLMBudget = Field(default_factory=LLMBudget, description="per session (process)")
+    agent_budgets: dict[str, LLMBudget] = Field(
+        default_factory=dict, description="per caller, e.g. {strategist: {usd: 1.0}}"
+    )
+    capture: Literal["off", "truncated", "full"] = "truncated"
+    stall_factor: float = Field(3.0, gt=1, le=100)
+    queue_size: int = Field(10_000, ge=100, le=1_000_000)
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; empty = off")
 
 
 class ApiSettings(_Section):

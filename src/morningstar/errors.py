@@ -18,7 +18,15 @@
     │   └── BadSymbolError               unknown market / timeframe on that exchange
     ├── BusinessRejection                a risk rule or the exchange rejected an order
     ├── StrategyError                    a strategy failed or was misconfigured
-    └── LLMError                         base of the LLM gateway's errors (timeout, invalid output, budget)
+    └── LLMError                         base of the LLM gateway's errors; ``status`` names the outcome
+        ├── LLMTimeoutError              the call ran past its timeout (also a TemporaryError: retried)
+        ├── LLMRateLimitedError          HTTP 429 from the provider (also a RateLimitedError: retried)
+        ├── LLMTransportError            connection refused / reset, HTTP 5xx (also TemporaryError)
+        ├── LLMProviderError             the provider refused the request (4xx, unknown model)
+        ├── LLMInvalidOutput             the answer is not valid JSON of the schema, or truncated;
+        │                                carries the raw text
+        ├── LLMBudgetExceeded            a token or money budget is spent: no call was made
+        └── LLMCacheMiss                 replay mode and the request was never recorded
 
 Adapters translate third-party exceptions (ccxt, sqlalchemy, httpx, openai) into this tree at their
 boundary with ``raise X(...) from exc``; nothing above the adapters sees a third-party exception.
@@ -36,7 +44,14 @@ __all__ = [
     "DataValidationError",
     "ExchangeError",
     "ExchangeUnavailableError",
+    "LLMBudgetExceeded",
+    "LLMCacheMiss",
     "LLMError",
+    "LLMInvalidOutput",
+    "LLMProviderError",
+    "LLMRateLimitedError",
+    "LLMTimeoutError",
+    "LLMTransportError",
     "MorningstarError",
     "NetworkError",
     "RateLimitedError",
@@ -131,4 +146,70 @@ class StrategyError(MorningstarError):
 
 
 class LLMError(MorningstarError):
-    """Base of LLM gateway errors (timeouts, invalid output, budget exceeded)."""
+    """Base of LLM gateway errors (timeouts, invalid output, budget exceeded).
+
+    ``status`` is the outcome the LLM monitor records for the call (see
+    ``morningstar.store.models.LLM_CALL_STATUSES``).
+    """
+
+    status: str = "provider_error"
+
+
+class LLMTimeoutError(LLMError, TemporaryError):
+    """The LLM call ran past its timeout. Retried with backoff."""
+
+    status = "timeout"
+
+
+class LLMRateLimitedError(LLMError, RateLimitedError):
+    """The provider answered HTTP 429. Retried with backoff."""
+
+    status = "rate_limited"
+
+
+class LLMTransportError(LLMError, TemporaryError):
+    """The connection failed, or the provider answered a server error (5xx). Retried."""
+
+    status = "transport_error"
+
+
+class LLMProviderError(LLMError):
+    """The provider refused the request (bad request, authentication, unknown model)."""
+
+    status = "provider_error"
+
+
+class LLMInvalidOutput(LLMError):
+    """The answer does not validate against the request's schema, or was cut off.
+
+    Args:
+        raw_text: the answer exactly as the provider sent it.
+        reason: ``not_json``, ``schema`` or ``truncated``.
+    """
+
+    status = "invalid_output"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw_text: str,
+        reason: str = "schema",
+        where: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.raw_text = raw_text
+        self.reason = reason
+        super().__init__(message, where=where, hint=hint)
+
+
+class LLMBudgetExceeded(LLMError):
+    """A per-session or per-agent budget (tokens or money) is spent; the call was not made."""
+
+    status = "budget"
+
+
+class LLMCacheMiss(LLMError):
+    """Replay mode and the request is not in the replay cache (it was never recorded)."""
+
+    status = "cache_miss"

@@ -14,7 +14,7 @@ from morningstar.errors import StorageError
 from morningstar.store import Database, RunRepository, open_database
 from morningstar.store.models import Base
 
-TABLES = {"cli_runs", "data_imports", "validation_reports", "validation_issues"}
+TABLES = {"cli_runs", "data_imports", "validation_reports", "validation_issues", "llm_calls", "llm_cache"}
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_migrate_on_empty_database_creates_all_tables_at_head(db_url: str) -> No
         assert _tables(database) & TABLES == set()
         database.migrate()
         assert _tables(database) >= TABLES | {"alembic_version"}
-        assert database.current_revision() == database.head_revision() == "0001"
+        assert database.current_revision() == database.head_revision() == "0002"
     finally:
         database.dispose()
 
@@ -126,6 +126,6 @@ def test_postgres_url_without_driver_uses_psycopg3(pg_url: str) -> None:
     database = open_database(plain)
     try:
         assert database.engine.dialect.driver == "psycopg"
-        assert database.current_revision() == "0001"
+        assert database.current_revision() == "0002"
     finally:
         database.dispose()

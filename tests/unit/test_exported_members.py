@@ -49,12 +49,14 @@ EXPORTS = {
     "morningstar.errors": [
         "AuthenticationError", "BadSymbolError", "BusinessRejection", "ConfigError",
         "DataFormatError", "DataNotFoundError", "DataValidationError", "ExchangeError",
-        "ExchangeUnavailableError", "LLMError", "MorningstarError", "NetworkError",
+        "ExchangeUnavailableError", "LLMBudgetExceeded", "LLMCacheMiss", "LLMError",
+        "LLMInvalidOutput", "LLMProviderError", "LLMRateLimitedError", "LLMTimeoutError",
+        "LLMTransportError", "MorningstarError", "NetworkError",
         "RateLimitedError", "StorageError", "StrategyError", "TemporaryError", "UserInputError",
     ],
     "morningstar.config": [
         "ApiSettings", "DashboardSettings", "DataSettings", "DatabaseSettings", "ExchangeSettings",
-        "LLMSettings", "LoggingSettings", "RiskSettings", "ScaleSettings", "Settings",
+        "LLMBudget", "LLMSettings", "LoggingSettings", "RiskSettings", "ScaleSettings", "Settings",
         "default_config_path", "iter_secrets", "load_settings", "settings_as_dict",
     ],
 }  # fmt: skip

@@ -24,12 +24,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "ISSUE_SEVERITIES",
+    "LLM_CALL_STATUSES",
     "NAMING_CONVENTION",
     "RUN_STATUSES",
     "VALIDATION_STATUSES",
     "Base",
     "CliRunRow",
     "DataImportRow",
+    "LLMCacheRow",
+    "LLMCallRow",
     "UTCDateTime",
     "ValidationIssueRow",
     "ValidationReportRow",
@@ -46,6 +49,18 @@ NAMING_CONVENTION: dict[str, str] = {
 RUN_STATUSES = ("running", "ok", "error")
 VALIDATION_STATUSES = ("clean", "warnings", "errors")
 ISSUE_SEVERITIES = ("error", "warning", "info")
+#: Outcome of one LLM call (``status`` of :class:`LLMCallRow`).
+LLM_CALL_STATUSES = (
+    "ok",
+    "timeout",
+    "rate_limited",
+    "transport_error",
+    "provider_error",
+    "invalid_output",
+    "budget",
+    "cache_miss",
+    "cancelled",
+)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -178,3 +193,64 @@ class ValidationIssueRow(Base):
     examples: Mapped[list[Any]] = mapped_column(sa.JSON())
 
     report: Mapped[ValidationReportRow] = relationship(back_populates="issues")
+
+
+class LLMCallRow(Base):
+    """One LLM call through the gateway, as the monitor traced it.
+
+    Token counts are NULL when the provider did not report them ("absent", never 0), and
+    ``cost_usd`` is NULL when the model has no price ("price unknown"); ``price_status`` says
+    which (``priced``, ``free`` for local models, ``unknown``).
+    """
+
+    __tablename__ = "llm_calls"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", LLM_CALL_STATUSES), name="status"),
+        sa.Index(None, "model", "started_at"),
+        sa.Index(None, "caller", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    session_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    model: Mapped[str] = mapped_column(sa.String(128))
+    caller: Mapped[str] = mapped_column(sa.String(64))
+    operation: Mapped[str] = mapped_column(sa.String(32))
+    template_id: Mapped[str | None] = mapped_column(sa.String(128))
+    template_version: Mapped[int | None] = mapped_column(sa.Integer())
+    status: Mapped[str] = mapped_column(sa.String(24), index=True)
+    error_type: Mapped[str | None] = mapped_column(sa.String(128))
+    error_message: Mapped[str | None] = mapped_column(sa.Text())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    latency_s: Mapped[float] = mapped_column(sa.Float())
+    ttft_s: Mapped[float | None] = mapped_column(sa.Float())
+    input_tokens: Mapped[int | None] = mapped_column(sa.BigInteger())
+    output_tokens: Mapped[int | None] = mapped_column(sa.BigInteger())
+    cached_input_tokens: Mapped[int | None] = mapped_column(sa.BigInteger())
+    cost_usd: Mapped[float | None] = mapped_column(sa.Float())
+    price_status: Mapped[str] = mapped_column(sa.String(16))
+    cache_hit: Mapped[bool] = mapped_column(sa.Boolean())
+    retries: Mapped[int] = mapped_column(sa.Integer())
+    streamed: Mapped[bool] = mapped_column(sa.Boolean())
+    cache_key: Mapped[str | None] = mapped_column(sa.String(64))
+    prompt: Mapped[str | None] = mapped_column(sa.Text())
+    response: Mapped[str | None] = mapped_column(sa.Text())
+
+
+class LLMCacheRow(Base):
+    """One recorded LLM answer of the replay cache, keyed by the hash of the request."""
+
+    __tablename__ = "llm_cache"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    template_id: Mapped[str] = mapped_column(sa.String(128))
+    template_version: Mapped[int] = mapped_column(sa.Integer())
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    model: Mapped[str] = mapped_column(sa.String(128))
+    request: Mapped[dict[str, Any]] = mapped_column(sa.JSON())
+    raw_text: Mapped[str] = mapped_column(sa.Text())
+    parsed: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    usage: Mapped[dict[str, Any]] = mapped_column(sa.JSON())
+    latency_s: Mapped[float] = mapped_column(sa.Float())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -221,6 +221,8 @@ class LLMResult:
         retries: attempts beyond the first.
         latency_s: wall time of the call as the caller saw it.
         rule_based: the answer came from the offline rule-based analyst, not an LLM.
+        finish_reason: as the provider reported it (``length``: a free-text answer was cut
+            at ``max_tokens``; a structured one would have raised instead). None from the cache.
     """
 
     value: BaseModel | None
@@ -234,3 +236,4 @@ class LLMResult:
     retries: int
     latency_s: float
     rule_based: bool = False
+    finish_reason: str | None = None

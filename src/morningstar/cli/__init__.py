@@ -2,127 +2,48 @@
 
 Every error Morningstar raises on purpose prints ONE line on stderr (what, where, how to fix) and
 exits with status 1; ``--debug`` prints the traceback too. Usage errors exit with 2, Ctrl-C with 130.
+
+Modules: ``_base`` (the typer app, consoles, state, run recording), this one (config, data, demo,
+the entry point), ``_research`` (backtest, sweep, walkforward), ``_llm`` (llm, serve).
 """
 
 from __future__ import annotations
 
-import contextvars
 import json
-import logging
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from morningstar import __version__
+# the command modules register their commands on ``app`` when imported
+from morningstar.cli import _research  # noqa: F401  (backtest, sweep, walkforward)
+from morningstar.cli._base import ARGV as _ARGV
+from morningstar.cli._base import (
+    CalendarOpt,
+    app,
+    console,
+    err_console,
+    print_metrics,
+    recorded_run,
+)
+from morningstar.cli._base import print_error as _error
+from morningstar.cli._base import state as _state
 from morningstar.errors import ConfigError, MorningstarError, UserInputError
 
 __all__ = ["app", "main"]
 
-log = logging.getLogger(__name__)
-_ARGV: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("argv", default=None)
-# markup off: file names, values and messages are printed as they are, never read as rich markup
-console = Console(soft_wrap=True, markup=False)
-err_console = Console(stderr=True, soft_wrap=True, markup=False)
-
-
-def _error(message: object) -> None:
-    """Print one ``error: ...`` line on stderr (the text is never read as rich markup)."""
-    err_console.print(Text.assemble(("error: ", "red"), " ".join(str(message).split())))
-
-
-app = typer.Typer(
-    name="morningstar",
-    help="Morningstar: LLM-supervised algorithmic trading — data, research, paper and live.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
 data_app = typer.Typer(
     help="Market data: import, download, check, list, resample.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
-
-
-@dataclass
-class CliState:
-    """Options of the top-level command, shared by sub-commands."""
-
-    config: Path | None = None
-    debug: bool = False
-    argv: list[str] | None = None
-    _app: Any = field(default=None, repr=False)
-
-    def app(self) -> Any:
-        """The composition root's AppContext (built once)."""
-        if self._app is None:
-            from morningstar.bootstrap import build_app
-
-            self._app = build_app(self.config, console_level="DEBUG" if self.debug else None)
-        return self._app
-
-
-def _state(ctx: typer.Context) -> CliState:
-    obj = ctx.find_root().obj
-    if not isinstance(obj, CliState):
-        obj = CliState()
-        ctx.find_root().obj = obj
-    return obj
-
-
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"morningstar {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            envvar="MORNINGSTAR_CONFIG",
-            help="Config file (default config/config.yaml).",
-        ),
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    """Morningstar command line."""
-    ctx.obj = CliState(config=config, debug=debug, argv=_ARGV.get())
-
-
-@contextmanager
-def recorded_run(ctx: typer.Context, command: str) -> Iterator[tuple[Any, str]]:
-    """Build the app and record this CLI run (secrets masked) in the database around the block."""
-    from morningstar.logs import bind
-    from morningstar.store.repositories import record_cli_run
-
-    state = _state(ctx)
-    application = state.app()
-    argv = state.argv if state.argv is not None else sys.argv[1:]
-    with (
-        record_cli_run(application.db, command, argv, __version__) as run_id,
-        bind(run_id=run_id, command=command),
-    ):
-        yield application, run_id
 
 
 # ============================================================================ config
@@ -190,12 +111,6 @@ PolicyOpt = Annotated[
         "--policy",
         "-p",
         help="Validation policy CHECK=POLICY (error|warn|drop|ffill), repeatable, e.g. gap=warn.",
-    ),
-]
-CalendarOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Trading calendar: auto, crypto, forex, cme or equity (default: data.calendar)."
     ),
 ]
 
@@ -517,252 +432,6 @@ def data_download(
     console.print(table)
 
 
-# ============================================================================ backtest
-@app.command("backtest")
-def backtest_cmd(
-    ctx: typer.Context,
-    venue: Annotated[str, typer.Option(help="Venue of the stored dataset.")],
-    pair: Annotated[
-        list[str],
-        typer.Option(
-            help="Pair BASE/QUOTE. Repeat it (--pair BTC/USDT --pair ETH/USDT) for a portfolio "
-            "backtest: one shared cash balance, entries filled in the order given."
-        ),
-    ],
-    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Timeframe, e.g. 1h.")],
-    strategy: Annotated[
-        str, typer.Option("--strategy", "-s", help="Strategy name or path/to/file.py[:Class].")
-    ] = "ema_cross",
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", "-P", help="Strategy parameter NAME=VALUE (every pair)."),
-    ] = None,
-    start: Annotated[str | None, typer.Option(help="First bar (ISO date, inclusive).")] = None,
-    end: Annotated[str | None, typer.Option(help="End (ISO date, exclusive).")] = None,
-    fee_bps: Annotated[
-        float, typer.Option(help="Fee per fill in basis points (10 = 0.1 %).")
-    ] = 10.0,
-    slippage_bps: Annotated[float, typer.Option(help="Slippage per fill in basis points.")] = 0.0,
-    stop_loss: Annotated[
-        float | None, typer.Option(help="Stop-loss as a fraction of the entry (0.02 = 2 %).")
-    ] = None,
-    take_profit: Annotated[float | None, typer.Option(help="Take-profit fraction.")] = None,
-    trailing_stop: Annotated[float | None, typer.Option(help="Trailing-stop fraction.")] = None,
-    fill: Annotated[
-        str, typer.Option(help="next_open (default: signal at close t, fill at open t+1) or close.")
-    ] = "next_open",
-    cash: Annotated[float, typer.Option(help="Initial cash.")] = 10_000.0,
-    fraction: Annotated[
-        float | None,
-        typer.Option(
-            help="Fraction of the (total) equity per entry, in (0, 1] (default: 1 for one pair, "
-            "1 / number of pairs for a portfolio)."
-        ),
-    ] = None,
-    calendar: CalendarOpt = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder for result.json, trades.csv, equity.csv and report.html (one pair) or "
-            "per_asset.csv (a portfolio)."
-        ),
-    ] = None,
-) -> None:
-    """Backtest a strategy on stored data (one pair, or a portfolio of several); save JSON + CSV
-    results (and an HTML report for one pair)."""
-    from morningstar.services.research import (
-        parse_params,
-        run_stored_backtest,
-        run_stored_portfolio_backtest,
-    )
-
-    params = parse_params(param or [])
-    settings: dict[str, Any] = {
-        "venue": venue, "timeframe": timeframe, "strategy": strategy, "params": params,
-        "start": start, "end": end, "fee_bps": fee_bps, "slippage_bps": slippage_bps,
-        "stop_loss": stop_loss, "take_profit": take_profit, "trailing_stop": trailing_stop,
-        "fill_timing": fill, "init_cash": cash, "fraction": fraction, "out": out,
-    }  # fmt: skip
-    with recorded_run(ctx, "backtest") as (application, _run_id):
-        settings["calendar"] = calendar or application.settings.data.calendar
-        if len(pair) > 1:
-            folio = run_stored_portfolio_backtest(application.market_data, pairs=pair, **settings)
-        else:
-            saved = run_stored_backtest(application.market_data, pair=pair[0], **settings)
-    if len(pair) > 1:
-        _print_portfolio(folio, venue, timeframe)
-        return
-    res = saved.result
-    params_text = ", ".join(f"{k}={v}" for k, v in res.params.items())
-    _print_metrics(saved, title=f"{res.strategy}({params_text}) on {venue} {pair[0]} {timeframe}")
-
-
-def _print_portfolio(saved: Any, venue: str, timeframe: str) -> None:
-    """Print a portfolio backtest: the headline metrics, then the per-asset breakdown."""
-    import math
-
-    from morningstar.research.report import format_metric
-
-    res = saved.result
-    first = res.params[res.assets[0]]
-    params_text = ", ".join(f"{k}={v}" for k, v in first.items())
-    table = Table(
-        title=f"{res.strategy}({params_text}) portfolio of {len(res.assets)} pairs on {venue} "
-        f"{timeframe}, one shared cash balance",
-        header_style="bold",
-        show_header=False,
-    )
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate",
-                "profit_factor", "trade_count", "exposure", "skipped_entries",
-                "final_equity"):  # fmt: skip
-        table.add_row(key, format_metric(key, float(res.metrics[key])))
-    console.print(table)
-    per_asset = Table(title="per asset (all columns in per_asset.csv)", header_style="bold")
-    per_asset.add_column("asset", no_wrap=True)
-    for label in ("trades", "open", "P&L", "contrib.", "win", "exposure", "skipped"):
-        per_asset.add_column(label, justify="right", no_wrap=True)
-    for asset, row in res.per_asset.iterrows():
-        per_asset.add_row(
-            str(asset), f"{row['trade_count']:,.0f}", f"{row['open_trades']:,.0f}",
-            f"{row['pnl']:,.2f}", f"{row['contribution'] * 100:.2f}%",
-            "-" if math.isnan(row["win_rate"]) else f"{row['win_rate'] * 100:.1f}%",
-            f"{row['exposure'] * 100:.1f}%",
-            f"{row['skipped']:,.0f}",
-        )  # fmt: skip
-    console.print(per_asset)
-    files = saved.files
-    console.print(
-        f"results: {files['json']}, {files['trades']}, {files['equity']}, {files['per_asset']}",
-        highlight=False,
-    )
-
-
-RangeOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--range",
-        "-r",
-        help="Values to try: NAME=START:STOP:STEP or NAME=A,B,C (default: declared grid).",
-    ),
-]
-
-
-@app.command("sweep")
-def sweep_cmd(
-    ctx: typer.Context,
-    venue: Annotated[str, typer.Option(help="Venue of the stored dataset.")],
-    pair: Annotated[str, typer.Option(help="Pair BASE/QUOTE.")],
-    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Timeframe, e.g. 1h.")],
-    strategy: Annotated[
-        str, typer.Option("--strategy", "-s", help="Strategy name or file.")
-    ] = "ema_cross",
-    value_range: RangeOpt = None,
-    method: Annotated[str, typer.Option(help="grid or random.")] = "grid",
-    n_iter: Annotated[int, typer.Option(help="Draws for --method random.")] = 100,
-    metric: Annotated[
-        str,
-        typer.Option(
-            help="Ranking metric (higher is better; lower for annual_volatility and the "
-            "drawdown durations)."
-        ),
-    ] = "sharpe",
-    min_trades: Annotated[
-        int, typer.Option(help="Combinations with fewer closed trades rank last.")
-    ] = 0,
-    top: Annotated[int, typer.Option(help="Rows to show.")] = 10,
-    start: Annotated[str | None, typer.Option(help="First bar (ISO date).")] = None,
-    end: Annotated[str | None, typer.Option(help="End (ISO date, exclusive).")] = None,
-    fee_bps: Annotated[float, typer.Option(help="Fee per fill in basis points.")] = 10.0,
-    calendar: CalendarOpt = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Folder for results.csv and summary.json.")
-    ] = None,
-) -> None:
-    """Evaluate many parameter combinations; save every result (CSV) and the best one's report."""
-    from morningstar.services.research import parse_space, run_stored_sweep
-
-    space = parse_space(value_range or [])
-    with recorded_run(ctx, "sweep") as (application, _run_id):
-        result, files = run_stored_sweep(
-            application.market_data, venue=venue, pair=pair, timeframe=timeframe,
-            strategy=strategy, space=space, method=method, n_iter=n_iter, metric=metric,
-            min_trades=min_trades,
-            start=start, end=end, fee_bps=fee_bps,
-            calendar=calendar or application.settings.data.calendar, out=out,
-        )  # fmt: skip
-    keys = [*result.best_params, metric, "total_return", "max_drawdown", "trade_count", "win_rate"]
-    _print_table(
-        result.top(top)[list(dict.fromkeys(k for k in keys if k in result.table.columns))],
-        title=f"{result.best.strategy}: top {top} of {result.n_trials} combinations by {metric} "
-        f"({result.n_skipped} invalid skipped)",
-    )
-    console.print(
-        f"results: {files['table']}; best report: {files['best_report']}", highlight=False
-    )
-
-
-@app.command("walkforward")
-def walkforward_cmd(
-    ctx: typer.Context,
-    venue: Annotated[str, typer.Option(help="Venue of the stored dataset.")],
-    pair: Annotated[str, typer.Option(help="Pair BASE/QUOTE.")],
-    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Timeframe, e.g. 1h.")],
-    train: Annotated[int, typer.Option(help="Bars per in-sample (training) window.")],
-    test: Annotated[int, typer.Option(help="Bars per out-of-sample window.")],
-    strategy: Annotated[
-        str, typer.Option("--strategy", "-s", help="Strategy name or file.")
-    ] = "ema_cross",
-    value_range: RangeOpt = None,
-    anchored: Annotated[
-        bool, typer.Option(help="Training windows all start at the first bar.")
-    ] = False,
-    embargo: Annotated[int, typer.Option(help="Bars skipped between train and test.")] = 0,
-    method: Annotated[str, typer.Option(help="grid or random.")] = "grid",
-    n_iter: Annotated[int, typer.Option(help="Draws per fold for --method random.")] = 100,
-    metric: Annotated[
-        str, typer.Option(help="Metric that picks each fold's parameters.")
-    ] = "sharpe",
-    start: Annotated[str | None, typer.Option(help="First bar (ISO date).")] = None,
-    end: Annotated[str | None, typer.Option(help="End (ISO date, exclusive).")] = None,
-    fee_bps: Annotated[float, typer.Option(help="Fee per fill in basis points.")] = 10.0,
-    calendar: CalendarOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Folder for the fold table and summary.")] = None,
-) -> None:
-    """Walk-forward: optimise on each train window, test on the next; deflated Sharpe reported."""
-    from morningstar.services.research import parse_space, run_stored_walk_forward
-
-    space = parse_space(value_range or [])
-    with recorded_run(ctx, "walkforward") as (application, _run_id):
-        result, files = run_stored_walk_forward(
-            application.market_data, venue=venue, pair=pair, timeframe=timeframe,
-            strategy=strategy, train=train, test=test, space=space, anchored=anchored,
-            embargo=embargo, method=method, n_iter=n_iter, metric=metric, start=start, end=end,
-            fee_bps=fee_bps, calendar=calendar or application.settings.data.calendar, out=out,
-        )  # fmt: skip
-    _print_table(result.table, title=f"walk-forward: {len(result.table)} folds")
-    summary = result.summary()
-    table = Table(title="out-of-sample summary", show_header=False, header_style="bold")
-    table.add_column("key")
-    table.add_column("value", justify="right")
-    for key, value in summary.items():
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    console.print(table)
-    console.print(f"results: {files['table']}, {files['json']}", highlight=False)
-
-
-def _print_table(frame: Any, title: str, max_columns: int = 12) -> None:
-    """Print a DataFrame as a rich table (the first ``max_columns`` columns; files have all)."""
-    frame = frame.iloc[:, :max_columns]
-    table = Table(title=title, header_style="bold")
-    for col in frame.columns:
-        table.add_column(str(col), justify="right")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
-    console.print(table)
-
-
 # ============================================================================ demo (main job)
 @app.command("demo")
 def demo(
@@ -810,22 +479,7 @@ def _demo_backtest(application: Any, outcome: Any) -> None:
         fee_bps=1.0,  # about the EUR/USD spread of a retail FX account
         calendar="forex",
     )
-    _print_metrics(saved, title="backtest: ema_cross 10/50 on demo EUR/USD 1h, 1 bp fees")
-
-
-def _print_metrics(saved: Any, title: str) -> None:
-    from morningstar.research.report import format_metric
-
-    result = saved.result
-    table = Table(title=title, header_style="bold", show_header=False)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate",
-                "profit_factor", "trade_count", "exposure", "final_equity"):  # fmt: skip
-        table.add_row(key, format_metric(key, float(result.metrics[key])))
-    console.print(table)
-    console.print(f"report: {saved.files['report']}", highlight=False)
-    console.print(f"results: {saved.files['json']}, {saved.files['trades']}", highlight=False)
+    print_metrics(saved, title="backtest: ema_cross 10/50 on demo EUR/USD 1h, 1 bp fees")
 
 
 def _hide_password(url: str) -> str:

@@ -154,6 +154,9 @@ class LLMSettings(_Section):
     timeout_s: float = Field(30.0, gt=0, le=600)
     max_retries: int = Field(3, ge=0, le=10)
     max_concurrency: int = Field(4, ge=1, le=256)
+    output_mode: Literal["auto", "json_schema", "tool", "json_object", "prompt"] = Field(
+        "auto", description="structured answers: auto = the strongest the model's row allows"
+    )
     temperature: float = Field(0.0, ge=0, le=2)
     seed: int | None = 0
     cache_mode: Literal["record", "replay", "off"] = "record"

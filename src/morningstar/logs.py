@@ -32,11 +32,21 @@ MASK = "***"
 _fields: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("morningstar_log_fields")
 _secrets: set[str] = set()
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {MASK}"),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), f"sk-{MASK}"),
+#: (pattern, replacement, literals): a pattern runs only when one of its literals occurs in the
+#: lower-cased text (it cannot match otherwise), which keeps redaction of long texts cheap.
+_PATTERNS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
+    (
+        re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+        rf"\1 {MASK}",
+        ("bearer", "basic"),
+    ),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), f"sk-{MASK}", ("sk-",)),
     # scheme://user:password@host
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/\s@]*:)([^@/\s]+)(@)", re.IGNORECASE), rf"\1{MASK}\3"),
+    (
+        re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/\s@]*:)([^@/\s]+)(@)", re.IGNORECASE),
+        rf"\1{MASK}\3",
+        ("://",),
+    ),
     # key=value / key: value / "key": "value" for secret-looking names
     (
         re.compile(
@@ -46,6 +56,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
             ([^\s"',;}&]+)"""
         ),
         rf"\1{MASK}",
+        ("key", "secret", "token", "passw", "passphrase"),
     ),
 )
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -61,8 +72,12 @@ def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
+    lower = text.lower()
+    for pattern, repl, literals in _PATTERNS:
+        for word in literals:
+            if word in lower:
+                text = pattern.sub(repl, text)
+                break
     return text
 
 

@@ -69,3 +69,28 @@ def test_rule_catches_violations(tmp_path: Path) -> None:
     message = str(info.value)
     for expected in ("imports os", "imports morningstar.store", "calls open()", "uses .now"):
         assert expected in message
+
+
+ADAPTERS = ("data", "exchange", "llm", "store")
+OUTER = ("morningstar.cli", "morningstar.api", "morningstar.services", "morningstar.bootstrap")
+
+
+def adapter_files() -> list[Path]:
+    return [p for name in ADAPTERS for p in sorted((PKG / name).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("path", adapter_files(), ids=lambda p: str(p.relative_to(PKG)))
+def test_adapters_import_no_interface_or_service(path: Path) -> None:
+    """Imports point inward: an adapter never imports the CLI, the API or the services
+    (``llm/compat.py`` builds its default gateway through the composition root, lazily)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(OUTER):
+            lazy = path.name == "compat.py" and node.module == "morningstar.bootstrap"
+            if not lazy:
+                problems.append(f"line {node.lineno}: imports {node.module}")
+        elif isinstance(node, ast.Import):
+            problems += [f"line {node.lineno}: imports {a.name}" for a in node.names
+                         if a.name.startswith(OUTER)]  # fmt: skip
+    assert not problems, f"{path.name} imports an outer layer: " + "; ".join(problems)

@@ -54,6 +54,24 @@ EXPORTS = {
         "LLMTransportError", "MorningstarError", "NetworkError",
         "RateLimitedError", "StorageError", "StrategyError", "TemporaryError", "UserInputError",
     ],
+    "morningstar.llm": [
+        "Gateway", "LLMProvider", "LLMRequest", "LLMResult", "MarketAssessment", "Message",
+        "OutputMode", "PromptTemplate", "ProviderCall", "ProviderReply", "Usage",
+        "get_active_requests", "get_monitor_status", "list_templates", "load_template",
+        "query_ollama_monitored",
+    ],
+    "morningstar.llm.providers": [
+        "DEFAULT_OLLAMA_URL", "OfflineProvider", "OllamaProvider", "OpenAICompatProvider",
+        "make_provider",
+    ],
+    "morningstar.llm.monitor": [
+        "ActiveCall", "CallRecord", "CallTrace", "LLMMonitor", "StallAlert", "capture_text",
+        "excerpt", "query_history", "redact_text", "span_attributes",
+    ],
+    "morningstar.llm.prompts": [
+        "FLOAT_DIGITS", "INPUT_TYPES", "InputSpec", "PromptTemplate", "format_value",
+        "list_templates", "load_template", "load_template_file", "parse_template",
+    ],
     "morningstar.config": [
         "ApiSettings", "DashboardSettings", "DataSettings", "DatabaseSettings", "ExchangeSettings",
         "LLMBudget", "LLMSettings", "LoggingSettings", "RiskSettings", "ScaleSettings", "Settings",

@@ -22,7 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 # the command modules register their commands on ``app`` when imported
-from morningstar.cli import _research  # noqa: F401  (backtest, sweep, walkforward)
+from morningstar.cli import (
+    _llm,  # noqa: F401  (llm ask|status|history, serve)
+    _research,  # noqa: F401  (backtest, sweep, walkforward)
+)
 from morningstar.cli._base import ARGV as _ARGV
 from morningstar.cli._base import (
     CalendarOpt,

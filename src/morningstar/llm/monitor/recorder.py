@@ -1,0 +1,243 @@
+"""Write finished calls to ``llm_calls`` without ever blocking the caller, and read them back.
+
+:class:`CallRecorder` holds a bounded :class:`queue.Queue`. :meth:`CallRecorder.submit` puts a
+record with ``put_nowait``; when the queue is full the record is dropped and counted (and a
+WARNING logged at most once per :data:`DROP_WARNING_EVERY_S`). A daemon writer thread takes up to
+:data:`BATCH_ROWS` records at a time and inserts them in one transaction (SQLAlchemy core insert,
+executemany). A database error is logged and its records counted as dropped; it never reaches a
+caller. :meth:`CallRecorder.close` drains the queue, then stops the thread.
+
+:func:`query_history` reads calls back, newest first, with the indexes of ``llm_calls``
+(``started_at``, ``(model, started_at)``, ``(caller, started_at)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from morningstar.errors import StorageError
+from morningstar.llm.monitor.records import RECORD_COLUMNS, CallRecord
+from morningstar.store.db import Database
+from morningstar.store.models import LLMCallRow
+
+__all__ = ["BATCH_ROWS", "DROP_WARNING_EVERY_S", "CallRecorder", "query_history"]
+
+logger = logging.getLogger(__name__)
+
+#: Most rows inserted in one transaction.
+BATCH_ROWS = 500
+#: Seconds between two "records dropped" warnings.
+DROP_WARNING_EVERY_S = 60.0
+_TABLE: sa.Table = LLMCallRow.__table__  # type: ignore[assignment]
+_COLUMNS = tuple(_TABLE.c[name] for name in RECORD_COLUMNS)
+_STOP = object()
+
+
+class CallRecorder:
+    """A bounded queue of call records and the daemon thread writing them to the database.
+
+    Args:
+        db: the database (migrated to a revision with ``llm_calls``).
+        queue_size: records waiting at most; beyond that they are dropped and counted.
+        on_drop: called with the number of records dropped (queue full or database error).
+        clock: monotonic clock in seconds (rate-limits the drop warning).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        queue_size: int = 10_000,
+        on_drop: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        self.db = db
+        self._queue: queue.Queue[Any] = queue.Queue(queue_size)
+        self._on_drop = on_drop
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0
+        self._dropped = 0
+        self._written = 0
+        self._last_warning: float | None = None
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._run, name="morningstar-llm-recorder", daemon=True
+        )
+        self._thread.start()
+
+    # -- callers' side ---------------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Records not written: queue full, database error, or submitted after close."""
+        return self._dropped
+
+    @property
+    def written(self) -> int:
+        """Records written to the database."""
+        return self._written
+
+    @property
+    def depth(self) -> int:
+        """Records waiting in the queue."""
+        return self._queue.qsize()
+
+    def submit(self, record: CallRecord) -> bool:
+        """Queue ``record`` for writing; never blocks.
+
+        Returns:
+            False when it was dropped (queue full or recorder closed).
+        """
+        with self._lock:
+            if self._closed:
+                accepted = False
+            else:
+                try:
+                    self._queue.put_nowait(record)
+                    self._pending += 1
+                    accepted = True
+                except queue.Full:
+                    accepted = False
+        if not accepted:
+            self._count_dropped(1, "the queue is full" if not self._closed else "closed")
+        return accepted
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every queued record is written (or dropped); True if done in time."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Write what is queued, then stop the writer thread (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._queue.put(_STOP, timeout=timeout_s)
+        except queue.Full:  # pragma: no cover - the writer is stuck on the database
+            logger.warning("LLM call recorder: queue still full after %.0f s", timeout_s)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():  # pragma: no cover - the writer is stuck on the database
+            logger.warning(
+                "LLM call recorder did not stop within %.0f s; %d records not written",
+                timeout_s,
+                self._pending,
+            )
+
+    # -- writer thread ---------------------------------------------------------------------
+
+    def _count_dropped(self, count: int, why: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._dropped += count
+            warn = self._last_warning is None or now - self._last_warning >= DROP_WARNING_EVERY_S
+            if warn:
+                self._last_warning = now
+            total = self._dropped
+        if warn:
+            logger.warning(
+                "LLM call records dropped (%s): %d so far; they are not in the database",
+                why,
+                total,
+            )
+        if self._on_drop is not None:
+            try:
+                self._on_drop(count)
+            except Exception:  # pragma: no cover - a metrics callback failed
+                logger.debug("on_drop callback failed", exc_info=True)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            batch: list[CallRecord] = []
+            if item is _STOP:
+                stop = True
+            else:
+                batch.append(item)
+            while not stop and len(batch) < BATCH_ROWS:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                else:
+                    batch.append(item)
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[CallRecord]) -> None:
+        try:
+            with self.db.session() as session:
+                session.execute(sa.insert(_TABLE), [r.to_row() for r in batch])
+        except Exception as exc:
+            reason = exc.one_line() if isinstance(exc, StorageError) else type(exc).__name__
+            logger.error("writing %d LLM call records failed: %s", len(batch), reason)
+            self._count_dropped(len(batch), "database error")
+        else:
+            with self._lock:
+                self._written += len(batch)
+        finally:
+            with self._idle:
+                self._pending -= len(batch)
+                if not self._pending:
+                    self._idle.notify_all()
+
+
+def _record(row: sa.Row[Any]) -> CallRecord:
+    values: tuple[Any, ...] = tuple(row)  # selected in RECORD_COLUMNS order
+    return CallRecord(*values)
+
+
+def query_history(
+    db: Database,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    model: str | None = None,
+    caller: str | None = None,
+    status: str | None = None,
+) -> list[CallRecord]:
+    """Finished calls from ``llm_calls``, newest first (``started_at``, then ``id``, descending).
+
+    Args:
+        db: the database.
+        limit: most records returned.
+        offset: records skipped (pagination).
+        model, caller, status: keep only calls with this value.
+
+    Raises:
+        StorageError: the database cannot be read.
+    """
+    query = sa.select(*_COLUMNS)
+    if model is not None:
+        query = query.where(_TABLE.c.model == model)
+    if caller is not None:
+        query = query.where(_TABLE.c.caller == caller)
+    if status is not None:
+        query = query.where(_TABLE.c.status == status)
+    query = (
+        query.order_by(_TABLE.c.started_at.desc(), _TABLE.c.id.desc()).limit(limit).offset(offset)
+    )
+    with db.session(readonly=True) as session:
+        rows = session.execute(query).all()
+    return [_record(row) for row in rows]

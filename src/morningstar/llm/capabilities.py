@@ -25,9 +25,9 @@ offline       ``*``               yes          no          no           no
 "anything else" on ``openai`` is an OpenAI-compatible server behind ``llm.base_url`` (vLLM,
 LM Studio, llama.cpp server...) serving a model we know nothing about: the conservative answer
 is ``PROMPT`` mode (the schema described in the prompt, the JSON extracted from the text), which
-every server supports. Many of them do support ``json_schema``: set ``llm.output_mode:
-json_schema`` (or ``tool`` / ``json_object``) when yours does. Ollama accepts a JSON schema in ``format`` since 0.5. An unknown provider gets the
-conservative row as well.
+every server supports. Many of them do support ``json_schema``: set
+``llm.output_mode: json_schema`` (or ``tool`` / ``json_object``) when yours does. Ollama accepts
+a JSON schema in ``format`` since 0.5. An unknown provider gets the conservative row as well.
 """
 
 from __future__ import annotations

@@ -17,12 +17,10 @@ Run:  .venv/bin/python benchmarks/bench_api.py [--rows 100000] [--requests 2000]
 4. the whole load is repeated ``--repeats`` times; the reported p50/p95/p99 are the medians over
    the repeats.
 
-``--status-index`` first adds an index ``(status, started_at)`` (not in the migrations yet): without
-it SQLite serves a filter on ``status`` alone from ``ix_llm_calls_status`` and sorts every
-matching row, which is slow for a common status.
-
 Routes: ``/api/status`` (in-memory state, no table scan), ``/api/llm/history`` (default limit
-100), filtered by model, by caller + status, by status alone, and a deep page (offset 5,000).
+100, without the captured texts, as the dashboard lists calls), the same with ``text=true`` (the
+prompts and responses too), filtered by model, by caller + status, by status alone, and a deep
+page (offset 5,000); ``/api/llm/calls/{id}`` (one call whole).
 The SQLite query plan of each history query is printed (index use).
 Target: p99 < 50 ms.
 """
@@ -60,7 +58,6 @@ from morningstar.llm.types import Usage  # noqa: E402
 from morningstar.store.db import Database, open_database  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
-STATUS_INDEX = "CREATE INDEX ix_llm_calls_status_started_at ON llm_calls (status, started_at)"
 MODELS = ["gpt-4o-mini", "gpt-4o", "llama3.1:8b", "qwen2.5:14b", "claude-3-5-haiku"]
 CALLERS = ["supervisor", "strategist", "strategist.critic", "analyst", "validator", "manual"]
 STATUSES = [("ok", 94), ("timeout", 2), ("invalid_output", 2), ("rate_limited", 1),
@@ -141,18 +138,6 @@ def query_plans(db: Database, routes: dict[str, dict[str, Any]]) -> dict[str, li
     return plans
 
 
-def time_status_only(db: Database, repeats: int = 3) -> float:
-    """Milliseconds of one ``status=ok`` history query (median of ``repeats``)."""
-    from morningstar.llm.monitor import query_history
-
-    samples = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        query_history(db, status="ok")
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1e3
-
-
 def load(url: str, path: str, params: dict[str, Any], requests: int, clients: int) -> list[float]:
     """``requests`` GETs over ``clients`` threads; the latency of each, in seconds."""
     per_client = [requests // clients + (i < requests % clients) for i in range(clients)]
@@ -196,11 +181,6 @@ def main() -> None:
         help="run the client threads in the server's process (they then share its GIL)",
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the results here")
-    parser.add_argument(
-        "--status-index",
-        action="store_true",
-        help="add an index (status, started_at) first: a preview of a proposed migration",
-    )
     args = parser.parse_args()
 
     routes: dict[str, tuple[str, dict[str, Any]]] = {
@@ -212,27 +192,16 @@ def main() -> None:
             {"caller": "strategist.critic", "status": "timeout"},
         ),
         "history?offset=5000": ("/api/llm/history", {"offset": 5_000}),
+        "history?status": ("/api/llm/history", {"status": "ok"}),
+        "history?text": ("/api/llm/history", {"text": "true"}),
     }
-    if args.status_index:
-        routes["history?status"] = ("/api/llm/history", {"status": "ok"})
     with tempfile.TemporaryDirectory() as tmp:
         db = open_database(f"sqlite:///{Path(tmp) / 'bench.sqlite'}")
         fill_s = fill(db, args.rows)
         print(f"filled {args.rows:,} rows in {fill_s:.1f} s (SYNTHETIC calls)")
-        if args.status_index:
-            with db.session() as session:
-                session.execute(sa.text(STATUS_INDEX))
-            print(f"added: {STATUS_INDEX}")
         plans = query_plans(db, {k: p for k, (_, p) in routes.items()})
         for name, plan in plans.items():
             print(f"  plan {name}: {' / '.join(plan)}")
-        status_only_ms: float | None = None
-        if not args.status_index:
-            status_only_ms = time_status_only(db)
-            print(
-                f"  history?status=ok without a (status, started_at) index: {status_only_ms:.0f} ms "
-                "per query (one at a time; not put under load)"
-            )
         monitor = LLMMonitor(db=db, stall_check_every_s=None)
         for i in range(500):  # some in-memory state for /api/status
             trace = monitor.start(
@@ -302,11 +271,9 @@ def main() -> None:
         "requests_per_route": args.requests,
         "clients": args.clients,
         "repeats": args.repeats,
-        "status_index": args.status_index,
         "clients_in_server_process": args.in_process_clients,
         "fill_seconds": fill_s,
         "query_plans": plans,
-        "status_only_query_ms_without_index": status_only_ms,
         "routes": results,
     }
     if args.out is not None:

@@ -144,6 +144,22 @@ def test_history_filters_and_pages(client: TestClient, monitor: LLMMonitor) -> N
     assert body["items"][1]["cost_usd"] is None  # i == 4: price unknown
 
 
+def test_history_leaves_texts_out_unless_asked_and_one_call_whole(
+    client: TestClient, monitor: LLMMonitor
+) -> None:
+    newest = monitor.history(limit=1)[0]
+    assert newest.prompt == "prompt 5"  # truncated capture (the default)
+    listed = client.get("/api/llm/history", params={"limit": 1}).json()["items"][0]
+    assert listed["id"] == newest.id and listed["prompt"] is None and listed["response"] is None
+    full = client.get("/api/llm/history", params={"limit": 1, "text": "true"}).json()["items"][0]
+    assert full["prompt"] == "prompt 5"
+    one = client.get(f"/api/llm/calls/{newest.id}")
+    assert one.status_code == 200 and one.json() == full
+    missing = client.get("/api/llm/calls/0123abcd")
+    assert missing.status_code == 404 and missing.json()["detail"] == "no LLM call '0123abcd'"
+    assert client.get("/api/llm/calls/not-hex").status_code == 422
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -234,7 +250,7 @@ def test_token_is_required_when_configured(host: str, monitor: LLMMonitor) -> No
     with TestClient(create_app(settings(host=host, token=TOKEN), monitor=monitor)) as c:
         assert c.get("/health").status_code == 200
         for path in ("/api/status", "/api/llm/active", "/api/llm/history", "/api/llm/metrics",
-                     "/metrics", "/openapi.json"):  # fmt: skip
+                     "/api/llm/calls/0123", "/metrics", "/openapi.json"):  # fmt: skip
             assert c.get(path).status_code in (401, 404), path
             assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code in (401, 404)
         response = c.get("/api/status")

@@ -68,6 +68,7 @@ EXPORTS = {
         "ActiveCall", "CallRecord", "CallTrace", "LLMMonitor", "StallAlert", "capture_text",
         "excerpt", "query_history", "redact_text", "span_attributes",
     ],
+    "morningstar.api": ["BackgroundServer", "create_app", "serve"],
     "morningstar.llm.prompts": [
         "FLOAT_DIGITS", "INPUT_TYPES", "InputSpec", "PromptTemplate", "format_value",
         "list_templates", "load_template", "load_template_file", "parse_template",

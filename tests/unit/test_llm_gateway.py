@@ -31,7 +31,7 @@ from morningstar.llm.pricing import PriceTable
 from morningstar.llm.prompts import load_template
 from morningstar.llm.providers.offline import OfflineProvider
 from morningstar.llm.schemas import MarketAssessment
-from morningstar.llm.types import LLMProvider, LLMRequest, Message, OutputMode
+from morningstar.llm.types import LLMProvider, LLMRequest, Message, OutputMode, Usage
 from morningstar.retry import RetryPolicy
 from morningstar.store import Database, open_database
 from tests.fakes.scripted_llm import ScriptedLLM, reply
@@ -284,3 +284,19 @@ def test_a_configured_output_mode_overrides_the_capability_table() -> None:
     gateway.call(assessment_request())
     gateway.call(LLMRequest(messages=(Message("user", "hi"),)))
     assert [c.mode for c in provider.calls] == [OutputMode.JSON_SCHEMA, OutputMode.TEXT]
+
+
+def test_a_cancelled_call_is_recorded_with_its_partial_usage() -> None:
+    class Interrupting(ScriptedLLM):
+        def complete(self, call: Any) -> Any:
+            call.on_partial_usage(Usage(output_tokens=7))  # 7 tokens streamed, then Ctrl-C
+            raise KeyboardInterrupt
+
+    gateway = make_gateway(Interrupting(name="openai"))
+    with pytest.raises(KeyboardInterrupt):
+        gateway.call(LLMRequest(messages=(Message("user", "x"),), stream=True))
+    record = gateway.monitor.history()[0]
+    assert record.status == "cancelled" and record.output_tokens == 7
+    assert record.input_tokens is None and record.error_type == "KeyboardInterrupt"
+    assert gateway.budgets.snapshot()["session"]["tokens"] == 7
+    assert gateway.monitor.active() == []

@@ -306,6 +306,9 @@ class Gateway:
             )
             self._fail(trace, error, _sum_usage(partial), request)
             raise error from exc
+        except BaseException as exc:  # cancelled (Ctrl-C, a worker shutting down): traced
+            self._fail(trace, exc, _sum_usage(partial), request, status="cancelled")
+            raise
         value: BaseModel | None = None
         try:
             if request.schema is not None:
@@ -378,20 +381,21 @@ class Gateway:
     def _fail(
         self,
         trace: CallTrace,
-        exc: LLMError,
+        exc: BaseException,
         usage: Usage,
         request: LLMRequest | None = None,
         *,
         response: str | None = None,
+        status: str | None = None,
     ) -> None:
-        """Finish the trace of a failed call; tokens already spent are still charged."""
+        """Finish the trace of a failed (or cancelled) call; tokens spent are still charged."""
         cost: float | None = None
         price_status = "unknown"
         if request is not None and (usage.reported or response is not None):
             cost, price_status = self._charge(request, usage, response or "")
         self.monitor.finish(
             trace,
-            status=exc.status,
+            status=status or (exc.status if isinstance(exc, LLMError) else "provider_error"),
             usage=usage,
             cost_usd=cost,
             price_status=price_status,

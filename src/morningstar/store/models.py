@@ -208,6 +208,7 @@ class LLMCallRow(Base):
         sa.CheckConstraint(_in("status", LLM_CALL_STATUSES), name="status"),
         sa.Index(None, "model", "started_at"),
         sa.Index(None, "caller", "started_at"),
+        sa.Index(None, "status", "started_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
@@ -218,7 +219,7 @@ class LLMCallRow(Base):
     operation: Mapped[str] = mapped_column(sa.String(32))
     template_id: Mapped[str | None] = mapped_column(sa.String(128))
     template_version: Mapped[int | None] = mapped_column(sa.Integer())
-    status: Mapped[str] = mapped_column(sa.String(24), index=True)
+    status: Mapped[str] = mapped_column(sa.String(24))
     error_type: Mapped[str | None] = mapped_column(sa.String(128))
     error_message: Mapped[str | None] = mapped_column(sa.Text())
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 
 from morningstar.api.deps import get_monitor
-from morningstar.api.schemas import ActiveOut, AggregatesOut, HistoryOut, json_response
+from morningstar.api.schemas import (
+    ActiveOut,
+    AggregatesOut,
+    CallRecordOut,
+    HistoryOut,
+    json_response,
+)
 from morningstar.errors import StorageError
 from morningstar.llm.monitor import LLMMonitor
 from morningstar.store.models import LLM_CALL_STATUSES
@@ -26,8 +32,9 @@ Monitor = Annotated[LLMMonitor, Depends(get_monitor)]
 @router.get("/active", response_model=ActiveOut)
 async def active(monitor: Monitor) -> Response:
     """Calls in flight in this process, oldest first, with elapsed seconds and stall flag."""
-    items = [a.to_dict() for a in monitor.active()]
-    return json_response(ActiveOut.model_validate({"count": len(items), "items": items}))
+    items = monitor.active()
+    body = {"count": len(items), "items": items}
+    return json_response(ActiveOut.model_validate(body, from_attributes=True))
 
 
 @router.get("/history", response_model=HistoryOut)
@@ -40,8 +47,15 @@ def history(
     status_: Annotated[
         str | None, Query(alias="status", description=f"one of {', '.join(LLM_CALL_STATUSES)}")
     ] = None,
+    text: Annotated[
+        bool, Query(description="include the captured prompt and response of each call")
+    ] = False,
 ) -> Response:
-    """Finished calls, newest first; from the database, so calls of every process show."""
+    """Finished calls, newest first; from the database, so calls of every process show.
+
+    The captured prompt and response are left out (null) unless ``text=true``: a page stays
+    small; ``/api/llm/calls/{id}`` gives one call whole.
+    """
     if status_ is not None and status_ not in LLM_CALL_STATUSES:
         raise HTTPException(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -49,18 +63,34 @@ def history(
         )
     try:
         records = monitor.history(
-            limit=limit, offset=offset, model=model, caller=caller, status=status_
-        )
+            limit=limit, offset=offset, model=model, caller=caller, status=status_,
+            include_text=text,
+        )  # fmt: skip
     except StorageError as exc:
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE, detail=exc.one_line()
         ) from exc
-    items = [r.to_dict() for r in records]
-    return json_response(
-        HistoryOut.model_validate(
-            {"limit": limit, "offset": offset, "count": len(items), "items": items}
+    body = {"limit": limit, "offset": offset, "count": len(records), "items": records}
+    return json_response(HistoryOut.model_validate(body, from_attributes=True))
+
+
+@router.get("/calls/{call_id}", response_model=CallRecordOut)
+def call(
+    monitor: Monitor,
+    call_id: Annotated[str, Path(min_length=1, max_length=32, pattern="^[0-9a-f]+$")],
+) -> Response:
+    """One finished call, with its captured prompt and response (404 when unknown)."""
+    try:
+        records = monitor.history(limit=1, call_id=call_id)
+    except StorageError as exc:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE, detail=exc.one_line()
+        ) from exc
+    if not records:
+        raise HTTPException(
+            status_code=status.HTTP_404_NOT_FOUND, detail=f"no LLM call {call_id!r}"
         )
-    )
+    return json_response(CallRecordOut.model_validate(records[0], from_attributes=True))
 
 
 @router.get("/metrics", response_model=AggregatesOut)

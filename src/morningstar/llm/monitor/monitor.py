@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -280,11 +281,15 @@ class LLMMonitor:
         model: str | None = None,
         caller: str | None = None,
         status: str | None = None,
+        call_id: str | None = None,
+        include_text: bool = True,
     ) -> list[CallRecord]:
         """Finished calls, newest first (by ``started_at``, then id).
 
         From the database when there is one (calls of every process; records still queued are
         not there yet, see :meth:`flush`), else from the in-memory ring of ``history_size``.
+        ``call_id`` picks one call; ``include_text=False`` leaves the captured prompt and
+        response out (None).
 
         Raises:
             ValueError: ``limit`` < 1 or ``offset`` < 0.
@@ -294,8 +299,9 @@ class LLMMonitor:
             raise ValueError(f"limit must be >= 1 and offset >= 0, got {limit} and {offset}")
         if self.db is not None:
             return query_history(
-                self.db, limit=limit, offset=offset, model=model, caller=caller, status=status
-            )
+                self.db, limit=limit, offset=offset, model=model, caller=caller, status=status,
+                call_id=call_id, include_text=include_text,
+            )  # fmt: skip
         with self._lock:
             records = list(self._history)
         kept = [
@@ -304,9 +310,13 @@ class LLMMonitor:
             if (model is None or r.model == model)
             and (caller is None or r.caller == caller)
             and (status is None or r.status == status)
+            and (call_id is None or r.id == call_id)
         ]
         kept.sort(key=lambda r: (r.started_at, r.id), reverse=True)
-        return kept[offset : offset + limit]
+        page = kept[offset : offset + limit]
+        if include_text:
+            return page
+        return [replace(r, prompt=None, response=None) for r in page]
 
     def aggregates(self) -> dict[str, Any]:
         """Per-model and per-caller stats of this process's finished calls.

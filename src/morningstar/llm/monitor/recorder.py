@@ -37,6 +37,10 @@ BATCH_ROWS = 500
 DROP_WARNING_EVERY_S = 60.0
 _TABLE: sa.Table = LLMCallRow.__table__  # type: ignore[assignment]
 _COLUMNS = tuple(_TABLE.c[name] for name in RECORD_COLUMNS)
+_TEXT_COLUMNS = ("prompt", "response")
+_COLUMNS_NO_TEXT = tuple(
+    sa.null().label(name) if name in _TEXT_COLUMNS else _TABLE.c[name] for name in RECORD_COLUMNS
+)
 _STOP = object()
 
 
@@ -216,6 +220,8 @@ def query_history(
     model: str | None = None,
     caller: str | None = None,
     status: str | None = None,
+    call_id: str | None = None,
+    include_text: bool = True,
 ) -> list[CallRecord]:
     """Finished calls from ``llm_calls``, newest first (``started_at``, then ``id``, descending).
 
@@ -223,12 +229,17 @@ def query_history(
         db: the database.
         limit: most records returned.
         offset: records skipped (pagination).
-        model, caller, status: keep only calls with this value.
+        model, caller, status, call_id: keep only calls with this value.
+        include_text: read the captured prompt and response (False: None in the records, and
+            a page stays small: the REST history list reads them per call).
 
     Raises:
         StorageError: the database cannot be read.
     """
-    query = sa.select(*_COLUMNS)
+    columns = _COLUMNS if include_text else _COLUMNS_NO_TEXT
+    query = sa.select(*columns)
+    if call_id is not None:
+        query = query.where(_TABLE.c.id == call_id)
     if model is not None:
         query = query.where(_TABLE.c.model == model)
     if caller is not None:

@@ -69,10 +69,10 @@ def upgrade() -> None:
         sa.CheckConstraint(f"status IN ({listed})", name=op.f("ck_llm_calls_status")),
     )
     op.create_index(op.f("ix_llm_calls_session_id"), "llm_calls", ["session_id"])
-    op.create_index(op.f("ix_llm_calls_status"), "llm_calls", ["status"])
     op.create_index(op.f("ix_llm_calls_started_at"), "llm_calls", ["started_at"])
     op.create_index(op.f("ix_llm_calls_model_started_at"), "llm_calls", ["model", "started_at"])
     op.create_index(op.f("ix_llm_calls_caller_started_at"), "llm_calls", ["caller", "started_at"])
+    op.create_index(op.f("ix_llm_calls_status_started_at"), "llm_calls", ["status", "started_at"])
     op.create_table(
         "llm_cache",
         sa.Column("key", sa.String(64), nullable=False),
@@ -93,6 +93,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop both tables."""
     op.drop_table("llm_cache")
-    for name in ("caller_started_at", "model_started_at", "started_at", "status", "session_id"):
+    names = ("status_started_at", "caller_started_at", "model_started_at", "started_at")
+    for name in (*names, "session_id"):
         op.drop_index(op.f(f"ix_llm_calls_{name}"), table_name="llm_calls")
     op.drop_table("llm_calls")

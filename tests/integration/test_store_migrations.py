@@ -14,7 +14,14 @@ from morningstar.errors import StorageError
 from morningstar.store import Database, RunRepository, open_database
 from morningstar.store.models import Base
 
-TABLES = {"cli_runs", "data_imports", "validation_reports", "validation_issues", "llm_calls", "llm_cache"}
+TABLES = {
+    "cli_runs",
+    "data_imports",
+    "validation_reports",
+    "validation_issues",
+    "llm_calls",
+    "llm_cache",
+}
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from morningstar.errors import (
     LLMRateLimitedError,
     LLMTimeoutError,
     LLMTransportError,
+    StorageError,
 )
 from morningstar.llm.budget import BudgetBook
 from morningstar.llm.cache import ReplayCache
@@ -300,3 +301,78 @@ def test_a_cancelled_call_is_recorded_with_its_partial_usage() -> None:
     assert record.input_tokens is None and record.error_type == "KeyboardInterrupt"
     assert gateway.budgets.snapshot()["session"]["tokens"] == 7
     assert gateway.monitor.active() == []
+
+
+@pytest.mark.parametrize("text", ['{"confidence": 1e999}', "[" * 50_000 + "]" * 50_000])
+def test_an_unusable_json_answer_is_invalid_output_and_the_call_is_finished(text: str) -> None:
+    gateway = make_gateway(ScriptedLLM([reply(text)], name="openai"))
+    with pytest.raises(LLMInvalidOutput) as info:
+        gateway.call(assessment_request())
+    assert info.value.reason in ("not_json", "schema")
+    assert gateway.monitor.active() == []
+    assert gateway.monitor.history()[0].status == "invalid_output"
+
+
+def test_a_cache_failure_still_finishes_the_trace(tmp_path: Path) -> None:
+    db = open_database(f"sqlite:///{tmp_path / 'broken.sqlite'}")
+    try:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE llm_cache")
+        gateway = make_gateway(ScriptedLLM([reply(VALID)], name="openai"), cache_mode="record")
+        gateway.cache = ReplayCache(db, "record")
+        with pytest.raises(StorageError):
+            gateway.call(assessment_request())
+        assert gateway.monitor.active() == []
+        (record,) = gateway.monitor.history()
+        assert record.error_type == "StorageError"
+    finally:
+        db.dispose()
+
+
+def test_a_usd_budget_stops_a_provider_that_reports_no_usage() -> None:
+    silent = reply(VALID, input_tokens=None, output_tokens=None)
+    provider = ScriptedLLM(default=silent, name="openai")
+    gateway = make_gateway(provider, model="gpt-4.1", budget=LLMBudget(usd=0.005))
+    with pytest.raises(LLMBudgetExceeded):
+        for _ in range(100):
+            gateway.call(assessment_request())
+    assert 1 < len(provider.calls) < 100  # estimated spend (4 chars a token) reached $0.005
+    assert all(r.cost_usd is None for r in gateway.monitor.history(limit=200) if r.status == "ok")
+
+
+def test_tokens_of_an_attempt_cut_short_are_charged_after_a_retry() -> None:
+    class CutThenAnswer(ScriptedLLM):
+        def complete(self, call: Any) -> Any:
+            if not self.calls:
+                self.calls.append(call)
+                call.on_partial_usage(Usage(output_tokens=500))
+                raise LLMTransportError("stream cut")
+            return super().complete(call)
+
+    gateway = make_gateway(CutThenAnswer([reply(VALID, input_tokens=10, output_tokens=5)],
+                                         name="openai"))  # fmt: skip
+    result = gateway.call(assessment_request())
+    assert result.retries == 1 and result.usage == Usage(input_tokens=10, output_tokens=505)
+    assert gateway.budgets.snapshot()["session"]["tokens"] == 515
+
+
+def test_a_replayed_result_is_the_recorded_one() -> None:
+    cut = reply("a long answ", finish_reason="length", model="gpt-4o-mini-2024-07-18")
+    gateway = make_gateway(ScriptedLLM([cut], name="openai"), cache_mode="record")
+    request = LLMRequest(messages=(Message("user", "hi"),))
+    live = gateway.call(request)
+    replayed = gateway.call(request)
+    assert replayed.cache_hit
+    for name in ("text", "usage", "value", "model", "finish_reason", "provider"):
+        assert getattr(replayed, name) == getattr(live, name), name
+    assert live.model == "gpt-4o-mini-2024-07-18" and replayed.finish_reason == "length"
+
+
+def test_a_request_holding_a_secret_is_not_recorded() -> None:
+    gateway = make_gateway(ScriptedLLM(default=reply("ok"), name="openai"), cache_mode="record")
+    leaked = LLMRequest(messages=(Message("user", "key sk-live-abcdefghijklmnop, trend?"),))
+    gateway.call(leaked)
+    assert len(gateway.cache) == 0
+    assert not gateway.call(leaked).cache_hit
+    gateway.call(LLMRequest(messages=(Message("user", "trend?"),)))
+    assert len(gateway.cache) == 1

@@ -321,6 +321,21 @@ _reason = st.text(
 def test_valid_answers_round_trip_in_any_wrapping(
     answer: dict[str, Any], prefix: str, suffix: str
 ) -> None:
+    # the verdict fixes the size: veto 0, approve 1, reduce strictly between
+    size = answer["size_multiplier"]
+    answer["size_multiplier"] = {"veto": 0.0, "approve": 1.0}.get(
+        answer["verdict"], min(max(size, 0.01), 0.99)
+    )
     text = prefix + json.dumps(answer, ensure_ascii=False) + suffix
     value = parse_answer(text, MarketAssessment, finish_reason="stop", where="s")
     assert value.model_dump(mode="json") == answer
+
+
+@pytest.mark.parametrize(
+    ("verdict", "size"), [("veto", 1.0), ("veto", 0.5), ("approve", 0.5), ("reduce", 1.0),
+                          ("reduce", 0.0), ("approve", 0.0)],
+)  # fmt: skip
+def test_a_verdict_and_its_size_must_agree(verdict: str, size: float) -> None:
+    answer = {**VALID, "verdict": verdict, "size_multiplier": size}
+    with pytest.raises(LLMInvalidOutput, match=f"verdict '{verdict}' needs size_multiplier"):
+        parse_answer(json.dumps(answer), MarketAssessment, finish_reason="stop", where="s")

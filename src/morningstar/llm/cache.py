@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -237,6 +238,10 @@ def _row_values(answer: CachedAnswer) -> dict[str, Any]:
     }
 
 
+#: Recorded answers kept in memory per cache when a database holds them all.
+MEMO_SIZE = 1_024
+
+
 class ReplayCache:
     """The replay cache: in the database, or in memory when ``db`` is None. Thread-safe.
 
@@ -255,7 +260,8 @@ class ReplayCache:
         self.mode: CacheMode = mode
         self._lock = threading.Lock()
         # Answers are immutable once recorded (first recording wins), so memoising is safe.
-        self._memo: dict[str, CachedAnswer] = {}
+        # With a database it is a bounded LRU (the table is the store); without one, the store.
+        self._memo: OrderedDict[str, CachedAnswer] = OrderedDict()
 
     def lookup(self, key: str) -> CachedAnswer | None:
         """The recorded answer of ``key``, or None (always None in ``off`` mode).
@@ -273,9 +279,20 @@ class ReplayCache:
             row = s.get(LLMCacheRow, key)
             found = _from_row(row) if row is not None else None
         if found is not None:
-            with self._lock:
-                found = self._memo.setdefault(key, found)
+            found = self._remember(found)
         return found
+
+    def _remember(self, answer: CachedAnswer) -> CachedAnswer:
+        """Memoise ``answer`` (the one already memoised wins); evict the least recent."""
+        with self._lock:
+            known = self._memo.get(answer.key)
+            if known is not None:
+                self._memo.move_to_end(answer.key)
+                return known
+            self._memo[answer.key] = answer
+            if self.db is not None and len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+            return answer
 
     def store(self, answer: CachedAnswer) -> bool:
         """Record ``answer`` (``record`` mode only; a no-op otherwise).
@@ -313,8 +330,7 @@ class ReplayCache:
             # Another process recorded it first; lookup() will return (and memoise) theirs.
             logger.debug("answer %s already recorded: the first recording is kept", answer.key[:12])
             return False
-        with self._lock:
-            self._memo.setdefault(answer.key, answer)
+        self._remember(answer)
         return True
 
     @staticmethod

@@ -40,7 +40,7 @@ from morningstar.errors import LLMError, LLMInvalidOutput, LLMProviderError
 from morningstar.llm.budget import BudgetBook
 from morningstar.llm.cache import CachedAnswer, ReplayCache, cache_key
 from morningstar.llm.capabilities import capabilities_for, pick_mode
-from morningstar.llm.monitor import CallTrace, LLMMonitor
+from morningstar.llm.monitor import CallTrace, LLMMonitor, redact_text
 from morningstar.llm.pricing import PriceTable
 from morningstar.llm.providers import make_provider
 from morningstar.llm.structured import json_schema_for, parse_answer, schema_instructions
@@ -197,19 +197,33 @@ class Gateway:
             streamed=request.stream,
         )
         try:
-            cached = self.cache.lookup(key)
-            if cached is not None:
-                return self._from_cache(trace, sent, cached, where)
-            if self.cache.mode == "replay":
-                raise self.cache.miss(key, where)
-            price_known = (
-                self.provider.local or self.prices.price(provider, model, self._wall()) is not None
-            )
-            self.budgets.check(request.caller, price_known=price_known, model=model)
-        except LLMError as exc:
-            self._fail(trace, exc, Usage())
+            return self._traced(trace, sent, mode, json_schema, key, where)
+        except BaseException as exc:  # every outcome finishes the trace exactly once
+            if not trace.finished:
+                status = "cancelled" if not isinstance(exc, Exception) else None
+                self._fail(trace, exc, Usage(), status=status)
             raise
-        return self._live(trace, sent, mode, json_schema, key, where)
+
+    def _traced(
+        self,
+        trace: CallTrace,
+        request: LLMRequest,
+        mode: OutputMode,
+        json_schema: dict[str, Any] | None,
+        key: str,
+        where: str,
+    ) -> LLMResult:
+        """The call once traced: cache, budget, then the provider."""
+        cached = self.cache.lookup(key)
+        if cached is not None:
+            return self._from_cache(trace, request, cached, where)
+        if self.cache.mode == "replay":
+            raise self.cache.miss(key, where)
+        model = request.model or self.model
+        price = self.prices.price(self.provider.name, model, self._wall())
+        price_known = self.provider.local or price is not None
+        self.budgets.check(request.caller, price_known=price_known, model=model)
+        return self._live(trace, request, mode, json_schema, key, where)
 
     def _json_schema(self, schema: type[BaseModel] | None) -> dict[str, Any] | None:
         """The strict JSON schema of ``schema``, built once per class (never mutated after)."""
@@ -234,8 +248,10 @@ class Gateway:
     def _from_cache(
         self, trace: CallTrace, request: LLMRequest, cached: CachedAnswer, where: str
     ) -> LLMResult:
+        """The recorded answer, as the recorded call returned it (a hit costs nothing)."""
+        finish = cached.request.get("finish_reason", "stop")
         value = (
-            parse_answer(cached.raw_text, request.schema, finish_reason="stop", where=where)
+            parse_answer(cached.raw_text, request.schema, finish_reason=finish, where=where)
             if request.schema is not None
             else None
         )
@@ -255,12 +271,13 @@ class Gateway:
             usage=cached.usage,
             cost_usd=0.0,
             provider=cached.provider,
-            model=cached.model,
+            model=str(cached.request.get("reply_model") or cached.model),
             call_id=trace.id,
             cache_hit=True,
             retries=0,
             latency_s=record.latency_s,
             rule_based=cached.provider == "offline",
+            finish_reason=finish,
         )
 
     def _live(
@@ -272,6 +289,7 @@ class Gateway:
         key: str,
         where: str,
     ) -> LLMResult:
+        """Call the provider (retried), validate, price, charge, record and finish the trace."""
         partial: list[Usage] = []
 
         def first_token() -> None:
@@ -287,7 +305,8 @@ class Gateway:
                 on_first_token=first_token if request.stream else None,
                 on_partial_usage=partial.append,
             )
-            return self.provider.complete(call)
+            with self._slots:  # held per attempt: a backoff sleep frees the slot
+                return self.provider.complete(call)
 
         def on_retry(attempt_no: int, exc: Exception, wait_s: float) -> None:
             trace.retries = attempt_no
@@ -295,8 +314,7 @@ class Gateway:
 
         started = time.monotonic()
         try:
-            with self._slots:
-                reply = retry_call(attempt, self.retry, what=f"LLM {where}", on_retry=on_retry)
+            reply = retry_call(attempt, self.retry, what=f"LLM {where}", on_retry=on_retry)
         except LLMError as exc:
             self._fail(trace, exc, _sum_usage(partial), request)
             raise
@@ -309,6 +327,8 @@ class Gateway:
         except BaseException as exc:  # cancelled (Ctrl-C, a worker shutting down): traced
             self._fail(trace, exc, _sum_usage(partial), request, status="cancelled")
             raise
+        # attempts cut short before the one that answered were billed too
+        spent = _sum_usage([*partial, reply.usage]) if partial else reply.usage
         value: BaseModel | None = None
         try:
             if request.schema is not None:
@@ -316,35 +336,15 @@ class Gateway:
                     reply.text, request.schema, finish_reason=reply.finish_reason, where=where
                 )
         except LLMInvalidOutput as exc:
-            self._fail(trace, exc, reply.usage, request, response=reply.text)
+            self._fail(trace, exc, spent, request, response=reply.text)
             raise
-        cost, price_status = self._charge(request, reply.usage, reply.text)
+        cost, price_status = self._charge(request, spent, reply.text)
         if self.cache.mode == "record":
-            self.cache.store(
-                CachedAnswer(
-                    key=key,
-                    template_id=request.template_id,
-                    template_version=request.template_version,
-                    provider=self.provider.name,
-                    model=request.model or self.model,  # the model of the key
-                    request={
-                        "messages": [m.to_dict() for m in request.messages],
-                        "schema": json_schema,
-                        "temperature": request.temperature,
-                        "seed": request.seed,
-                        "reply_model": reply.model,  # the name the provider reported
-                    },
-                    raw_text=reply.text,
-                    parsed=value.model_dump(mode="json") if value is not None else None,
-                    usage=reply.usage,
-                    latency_s=time.monotonic() - started,
-                    created_at=self._wall(),
-                )
-            )
+            self._record(request, json_schema, key, reply, value, time.monotonic() - started)
         record = self.monitor.finish(
             trace,
             status="ok",
-            usage=reply.usage,
+            usage=spent,
             cost_usd=cost,
             price_status=price_status,
             response=reply.text,
@@ -353,7 +353,7 @@ class Gateway:
         return LLMResult(
             value=value,
             text=reply.text,
-            usage=reply.usage,
+            usage=spent,
             cost_usd=cost,
             provider=self.provider.name,
             model=reply.model or (request.model or self.model),
@@ -365,17 +365,75 @@ class Gateway:
             finish_reason=reply.finish_reason,
         )
 
-    def _charge(self, request: LLMRequest, usage: Usage, answer: str) -> tuple[float | None, str]:
-        """Price the call and charge the budgets; returns (cost_usd, price_status)."""
-        cost, price_status = self.prices.cost(
-            self.provider.name,
-            request.model or self.model,
-            usage,
-            self._wall(),
-            local=self.provider.local,
+    def _record(
+        self,
+        request: LLMRequest,
+        json_schema: dict[str, Any] | None,
+        key: str,
+        reply: ProviderReply,
+        value: BaseModel | None,
+        latency_s: float,
+    ) -> None:
+        """Store the answer in the replay cache, unless it carries a secret-looking value.
+
+        The cache keeps the prompt and the answer verbatim (a replay must be byte-identical),
+        so a request or answer holding a key, token or account number is not recorded: it
+        would put the secret in the database. A storage failure is logged; the answer the
+        caller paid for is still returned.
+        """
+        prompt = request.prompt_text()
+        if redact_text(prompt) != prompt or redact_text(reply.text) != reply.text:
+            log.warning(
+                "LLM call %s not recorded in the replay cache: its prompt or answer holds a "
+                "secret-looking value (key, token or account number)",
+                key[:12],
+            )
+            return
+        answer = CachedAnswer(
+            key=key,
+            template_id=request.template_id,
+            template_version=request.template_version,
+            provider=self.provider.name,
+            model=request.model or self.model,  # the model of the key
+            request={
+                "messages": [m.to_dict() for m in request.messages],
+                "schema": json_schema,
+                "temperature": request.temperature,
+                "seed": request.seed,
+                "reply_model": reply.model,  # the name the provider reported
+                "finish_reason": reply.finish_reason,
+            },
+            raw_text=reply.text,
+            parsed=value.model_dump(mode="json") if value is not None else None,
+            usage=reply.usage,
+            latency_s=latency_s,
+            created_at=self._wall(),
         )
-        estimate = None if usage.reported else (len(request.prompt_text()) + len(answer)) // 4
-        self.budgets.charge(request.caller, usage, cost, estimated_tokens=estimate)
+        try:
+            self.cache.store(answer)
+        except Exception as exc:  # the call succeeded: never lose its answer to the cache
+            log.error("LLM call %s: recording it in the replay cache failed: %s", key[:12], exc)
+
+    def _charge(self, request: LLMRequest, usage: Usage, answer: str) -> tuple[float | None, str]:
+        """Price the call and charge the budgets; returns (cost_usd, price_status).
+
+        Without reported usage the cost stays unknown (None) in the record, but the budgets
+        are charged an estimate (4 characters a token, at the model's price), so a USD budget
+        still stops a provider that never reports usage.
+        """
+        model = request.model or self.model
+        now = self._wall()
+        cost, price_status = self.prices.cost(
+            self.provider.name, model, usage, now, local=self.provider.local
+        )
+        if usage.reported:
+            self.budgets.charge(request.caller, usage, cost)
+            return cost, price_status
+        guess = Usage(len(request.prompt_text()) // 4, len(answer) // 4)
+        estimated, _status = self.prices.cost(
+            self.provider.name, model, guess, now, local=self.provider.local
+        )
+        self.budgets.charge(request.caller, usage, estimated, estimated_tokens=guess.total_tokens)
         return cost, price_status
 
     def _fail(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import re
 from typing import Any
 
@@ -140,16 +141,33 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf: not a JSON number we can use
+        raise ValueError(f"{text} is out of the float range")
+    return value
+
+
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    """``json.loads`` without NaN/Infinity/overflowing numbers; a too-deep nesting is a
+    ValueError too (not a RecursionError)."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+#: Objects tried in prose before giving up (each try is one C-level decode).
+_MAX_OBJECT_TRIES = 200
 
 
 def extract_json(text: str, *, where: str | None = None) -> Any:
     """Find and parse the JSON value in an LLM answer.
 
     Tried in order: the whole text (stripped); each fenced ```` ```json ```` (or bare ```` ``` ````)
-    block; the first balanced ``{...}`` object in the prose that parses (brace matching skips
-    braces inside JSON strings). ``NaN``/``Infinity`` are not accepted.
+    block; the first ``{...}`` object in the prose that parses (decoded from each ``{`` in turn,
+    at most 200 tries). ``NaN``/``Infinity`` and numbers beyond the float range are not accepted.
 
     Args:
         text: the answer exactly as the provider sent it.
@@ -171,13 +189,13 @@ def extract_json(text: str, *, where: str | None = None) -> Any:
         except ValueError:
             continue
     start = text.find("{")
-    while start != -1:
-        end = _balanced_end(text, start)
-        if end is None:
-            break
-        try:
-            return _loads(text[start : end + 1])
-        except ValueError:
+    tries = 0
+    while start != -1 and tries < _MAX_OBJECT_TRIES:
+        tries += 1
+        try:  # the C decoder reads one value from here and ignores what follows it
+            value, _end = _DECODER.raw_decode(text, start)
+            return value
+        except (ValueError, RecursionError):
             start = text.find("{", start + 1)
     excerpt = " ".join(stripped.split())[:_INPUT_REPR_MAX]
     raise LLMInvalidOutput(
@@ -189,34 +207,6 @@ def extract_json(text: str, *, where: str | None = None) -> Any:
         where=where,
         hint="the model ignored the answer format; a model with JSON-schema output is more reliable",
     )
-
-
-def _balanced_end(text: str, start: int) -> int | None:
-    """Index of the ``}`` closing the ``{`` at ``start``, skipping strings; None if unclosed."""
-    depth = 0
-    in_string = False
-    escaped = False
-    for i in range(start, len(text)):
-        char = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
-
-
-# -- validation --------------------------------------------------------------------------------
 
 
 def _loc_text(loc: tuple[int | str, ...]) -> str:

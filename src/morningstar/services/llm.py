@@ -50,7 +50,8 @@ def market_snapshot(
     """The market numbers of the last bar of ``bars`` (nothing after it is read).
 
     Returns:
-        ``pair``, ``timeframe``, ``as_of`` (ISO time of the last bar's open), ``close``,
+        ``pair``, ``timeframe``, ``as_of`` (ISO time of the last bar's close: its open plus
+        the timeframe), ``close``,
         ``trend`` (EMA20 / EMA50 − 1), ``volatility`` (annualised standard deviation of the last
         30 log returns, for the calendar), ``regime`` (``volatile`` when that volatility is
         above 1.5× its median over the bars given, ``trending`` when ADX(14) > 25, else
@@ -82,11 +83,12 @@ def market_snapshot(
         regime = "trending"
     else:
         regime = "ranging"
-    stamp = pd.Timestamp(bars.index[-1])
+    # the numbers are known at the close of the last bar: that is the snapshot's time
+    closed = pd.Timestamp(bars.index[-1]) + pd.Timedelta(seconds=timeframe_arg(timeframe).seconds)
     return {
         "pair": pair,
         "timeframe": timeframe,
-        "as_of": stamp.isoformat(),
+        "as_of": closed.isoformat(),
         "close": float(close[-1]),
         "trend": float(fast[-1] / slow[-1] - 1.0),
         "volatility": vol,
@@ -139,11 +141,16 @@ def stored_snapshot(
         try:
             end = pd.Timestamp(as_of)
         except ValueError:
+            end = None
+        if end is None or pd.isna(end):
             raise UserInputError(
                 f"cannot read {as_of!r} as a time", where="--as-of", hint="e.g. 2017-06-30T12:00"
-            ) from None
+            )
         end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
-    bars = store.load(chosen.venue, p, chosen.timeframe, None, end)
+    bars = store.load(chosen.venue, p, chosen.timeframe, None, end)  # opened before as_of
+    if end is not None:  # point in time: only the bars that have closed by as_of
+        bar = pd.Timedelta(seconds=chosen.timeframe.seconds)
+        bars = bars[pd.DatetimeIndex(bars.index) + bar <= end]
     if end is not None and len(bars) < SNAPSHOT_BARS // 2:
         raise UserInputError(
             f"only {len(bars)} stored bar(s) up to {end.isoformat()}; a snapshot needs "

@@ -59,6 +59,11 @@ class CallTrace:
         """Whether a stall alert was raised for this call."""
         return self._stalled
 
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`LLMMonitor.finish` was called for this call."""
+        return self._finished
+
 
 @dataclass(frozen=True)
 class ActiveCall:

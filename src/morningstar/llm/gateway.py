@@ -118,6 +118,7 @@ class Gateway:
         self.output_mode = output_mode
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
+        self._modes: dict[tuple[str, bool], OutputMode] = {}
         self._wall = wall
 
     @classmethod
@@ -171,7 +172,7 @@ class Gateway:
         if request.schema is not None and self.output_mode is not None:
             mode = self.output_mode
         else:
-            mode = pick_mode(capabilities_for(provider, model), request.schema is not None)
+            mode = self._mode(model, request.schema is not None)
         json_schema = self._json_schema(request.schema)
         messages = self._messages(request, mode)
         seed = request.seed if request.seed is not None else self.seed
@@ -224,6 +225,14 @@ class Gateway:
         price_known = self.provider.local or price is not None
         self.budgets.check(request.caller, price_known=price_known, model=model)
         return self._live(trace, request, mode, json_schema, key, where)
+
+    def _mode(self, model: str, structured: bool) -> OutputMode:
+        """The output mode the capability table picks for ``model`` (looked up once)."""
+        known = self._modes.get((model, structured))
+        if known is None:
+            caps = capabilities_for(self.provider.name, model)
+            known = self._modes[(model, structured)] = pick_mode(caps, structured)
+        return known
 
     def _json_schema(self, schema: type[BaseModel] | None) -> dict[str, Any] | None:
         """The strict JSON schema of ``schema``, built once per class (never mutated after)."""

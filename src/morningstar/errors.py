@@ -118,7 +118,23 @@ class NetworkError(TemporaryError):
 
 
 class RateLimitedError(TemporaryError):
-    """The remote side asked us to slow down (HTTP 429 or an exchange rate-limit code)."""
+    """The remote side asked us to slow down (HTTP 429 or an exchange rate-limit code).
+
+    Args:
+        retry_after_s: the wait the server asked for (``Retry-After``), when it said one; the
+            retry policy never waits less (up to its cap).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, where=where, hint=hint)
 
 
 class ExchangeUnavailableError(TemporaryError):

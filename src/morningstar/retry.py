@@ -1,7 +1,8 @@
 """One retry policy for the whole project: exponential backoff with full jitter, temporary errors only.
 
 Only :class:`morningstar.errors.TemporaryError` (and its subclasses) is retried; every other error is
-raised at once. ``sleep`` and ``rng`` are injectable so tests count calls without waiting.
+raised at once. A :class:`~morningstar.errors.RateLimitedError` carrying the server's
+``retry_after_s`` is never retried sooner than that (capped at ``max_delay_s``). ``sleep`` and ``rng`` are injectable so tests count calls without waiting.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def retry_call(
                 log.info("%s failed after %d attempts: %s", what, attempt, exc)
                 raise
             wait = policy.delay(attempt - 1)
+            asked = getattr(exc, "retry_after_s", None)  # the server's Retry-After, if any
+            if asked is not None and asked > wait:
+                wait = min(float(asked), policy.max_delay_s)
             log.info("%s: temporary error (%s); retry %d in %.2fs", what, exc, attempt, wait)
             if on_retry is not None:
                 on_retry(attempt, exc, wait)

@@ -92,3 +92,20 @@ def test_on_retry_callback_sees_each_retry() -> None:
 
     retry_call(fn, _policy([]), on_retry=lambda a, e, d: seen.append((a, str(e))))
     assert seen == [(1, "t1"), (2, "t2")]
+
+
+def test_the_servers_retry_after_is_a_floor_capped_by_the_policy() -> None:
+    sleeps: list[float] = []
+    errors = iter([RateLimitedError("429", retry_after_s=2.5),
+                   RateLimitedError("429", retry_after_s=60.0), NetworkError("reset")])  # fmt: skip
+
+    def flaky() -> str:
+        err = next(errors, None)
+        if err is not None:
+            raise err
+        return "ok"
+
+    assert retry_call(flaky, _policy(sleeps)) == "ok"
+    assert sleeps[0] == 2.5  # at least what the server asked (the backoff draw was <= 1 s)
+    assert sleeps[1] == 3.0  # 60 s asked, capped at max_delay_s
+    assert 0 <= sleeps[2] <= 3.0  # no Retry-After: the plain backoff

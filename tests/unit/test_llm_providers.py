@@ -317,7 +317,7 @@ def test_rate_limited_with_retry_after(proto: Proto) -> None:
     with pytest.raises(LLMRateLimitedError) as info:
         proto.call()
     check_message(info.value, proto.name, proto.model)
-    assert "retry after 7s" in str(info.value)
+    assert "retry after 7s" in str(info.value) and info.value.retry_after_s == 7
     assert info.value.status == "rate_limited"
 
 

@@ -190,6 +190,7 @@ def translate_ccxt_error(
             where=url,
             hint="wait and rerun (downloads resume where they stopped); "
             "lower the request rate if it persists",
+            retry_after_s=after,
         )
     if isinstance(exc, ccxt.ExchangeNotAvailable):  # includes OnMaintenance
         return ExchangeUnavailableError(

@@ -208,6 +208,7 @@ class ErrorContext:
                 f"rate limited (HTTP 429{wait}): {text}",
                 where=self.where,
                 hint="lower llm.max_concurrency or wait; the call is retried with backoff",
+                retry_after_s=retry_after,
             )
         if status >= 500:
             return LLMTransportError(

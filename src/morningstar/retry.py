@@ -2,7 +2,8 @@
 
 Only :class:`morningstar.errors.TemporaryError` (and its subclasses) is retried; every other error is
 raised at once. A :class:`~morningstar.errors.RateLimitedError` carrying the server's
-``retry_after_s`` is never retried sooner than that (capped at ``max_delay_s``). ``sleep`` and ``rng`` are injectable so tests count calls without waiting.
+``retry_after_s`` is never retried sooner than that (capped at ``max_delay_s``). ``sleep`` and
+``rng`` are injectable so tests count calls without waiting.
 """
 
 from __future__ import annotations

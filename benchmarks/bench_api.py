@@ -17,10 +17,11 @@ Run:  .venv/bin/python benchmarks/bench_api.py [--rows 100000] [--requests 2000]
 4. the whole load is repeated ``--repeats`` times; the reported p50/p95/p99 are the medians over
    the repeats.
 
-Routes: ``/api/status`` (in-memory state, no table scan), ``/api/llm/history`` (default limit
-100, without the captured texts, as the dashboard lists calls), the same with ``text=true`` (the
-prompts and responses too), filtered by model, by caller + status, by status alone, and a deep
-page (offset 5,000); ``/api/llm/calls/{id}`` (one call whole).
+Routes: ``/api/status`` (totals over the whole table, cached and refreshed in the background),
+``/api/llm/metrics`` (per model and caller over the 10,000 newest calls, cached),
+``/api/llm/history`` (default limit 100, without the captured texts, as the dashboard lists
+calls), the same with ``text=true`` (the prompts and responses too), filtered by model, by
+caller + status, by status alone, and a deep page (offset 5,000).
 The SQLite query plan of each history query is printed (index use).
 Target: p99 < 50 ms.
 """
@@ -185,6 +186,7 @@ def main() -> None:
 
     routes: dict[str, tuple[str, dict[str, Any]]] = {
         "status": ("/api/status", {}),
+        "metrics": ("/api/llm/metrics", {}),
         "history": ("/api/llm/history", {}),
         "history?model": ("/api/llm/history", {"model": "llama3.1:8b"}),
         "history?caller&status": (

@@ -272,6 +272,8 @@ def test_main_job_console_script(tmp_path: Path) -> None:
     assert "6,225 bars of demo EUR/USD 1h" in proc.stdout
     assert ": clean — 6225 bars in, 6225 out, 1h, forex calendar" in proc.stdout
     assert "backtest: ema_cross 10/50 on demo EUR/USD 1h" in proc.stdout
+    assert "analysis of the last bar (rule-based analyst, not an LLM)" in proc.stdout
+    assert "[rule-based analyst] EUR/USD 1h at 2017-12-29T22:00:00+00:00" in proc.stdout
     report = tmp_path / "data" / "reports" / "ema_cross-demo-EUR_USD-1h" / "report.html"
     assert f"report: {report}" in proc.stdout
     assert report.is_file() and (report.parent / "trades.csv").is_file()

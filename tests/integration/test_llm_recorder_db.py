@@ -1,8 +1,9 @@
 """The LLM monitor writes its records to ``llm_calls`` on SQLite and PostgreSQL.
 
-Rows equal records (absent usage and unknown prices stay NULL), history is read back from the
-database (so another monitor sharing it sees the calls), and a slow database never blocks the
-caller: records pile up to the queue's bound, then are dropped and counted.
+Rows equal records (absent usage and unknown prices stay NULL), history, status and aggregates
+are read back from the database (so another monitor sharing it, as the API server's, sees the
+calls), and a slow database never blocks the caller: records pile up to the queue's bound, then
+are dropped and counted.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import sqlalchemy as sa
 
 from morningstar.errors import LLMTimeoutError
 from morningstar.llm.monitor import CallRecord, LLMMonitor
+from morningstar.llm.monitor.aggregates import DB_WINDOW
 from morningstar.llm.monitor.records import RECORD_COLUMNS
 from morningstar.llm.types import Usage
 from morningstar.store.db import Database, open_database
-from morningstar.store.models import LLMCallRow
+from morningstar.store.models import LLM_CALL_STATUSES, LLMCallRow
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 
@@ -55,6 +57,7 @@ def make_monitor(db: Database, clocks: Clocks, **kwargs: object) -> LLMMonitor:
         clock=clocks.mono,
         wall=clocks.wall,
         stall_check_every_s=None,
+        db_wait_s=60.0,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -160,7 +163,111 @@ def test_history_reads_the_database_shared_by_monitors(db: Database) -> None:
             == [r for r in newest_first if r.status == "timeout"][1:3]
         )
         assert reader.history(model="absent") == []
-        assert reader.status()["total_requests"] == 0  # aggregates are per process
+        assert reader.status()["total_requests"] == 12  # every process's calls
+        assert writer.status()["total_requests"] == 12
+
+
+def test_status_and_aggregates_show_every_process_calls(db: Database) -> None:
+    """Calls recorded by one monitor show, exactly, in another's status and aggregates."""
+    clocks = Clocks()
+    with make_monitor(db, clocks) as writer:
+        written = [
+            finish_one(writer, clocks, latency=1.25),
+            finish_one(writer, clocks, latency=0.5, usage=Usage(), cost=None),
+            finish_one(
+                writer,
+                clocks,
+                latency=30.0,
+                status="timeout",
+                usage=Usage(input_tokens=77),
+                error=LLMTimeoutError("timed out after 30 s"),
+            ),
+            finish_one(writer, clocks, model="llama3", caller="critic", latency=2.0, cost=0.0),
+            finish_one(writer, clocks, model="llama3", caller="critic", status="invalid_output"),
+        ]
+        assert writer.flush(30.0)
+    reader_clocks = Clocks()
+    with make_monitor(db, reader_clocks) as reader:  # the API server's monitor, in effect
+        status = reader.status()
+        assert status["source"] == "database"
+        assert status["total_requests"] == 5 and status["successful_requests"] == 3
+        assert status["failed_requests"] == 2
+        assert status["avg_response_time"] == (1.25 + 0.5 + 30.0 + 2.0 + 1.25) / 5
+        assert status["cost_usd"] == 0.002 * 3
+        assert status["by_status"] == {
+            s: {"ok": 3, "timeout": 1, "invalid_output": 1}.get(s, 0) for s in LLM_CALL_STATUSES
+        }
+        # in-process figures stay the reader's own
+        assert status["active_requests"] == 0 and status["queue_depth"] == 0
+        agg = reader.aggregates()
+        assert agg["source"] == "database" and agg["window"] == DB_WINDOW
+        assert sorted(agg["by_model"]) == ["gpt-x", "llama3"]
+        gpt = agg["by_model"]["gpt-x"]
+        assert gpt == {
+            "count": 3,
+            "ok": 2,
+            "failed": 1,
+            "success_rate": 2 / 3,
+            "avg_latency_s": (1.25 + 0.5 + 30.0) / 3,
+            "p50_latency_s": 1.25,
+            "p95_latency_s": pytest.approx(1.25 + (30.0 - 1.25) * 0.9),
+            "input_tokens": 120 + 77,
+            "output_tokens": 30,
+            "calls_usage_absent": 1,
+            "cost_usd": 0.002 * 2,
+            "calls_price_unknown": 1,
+            "cache_hits": 0,
+        }
+        llama = agg["by_model"]["llama3"]
+        assert llama["count"] == 2 and llama["failed"] == 1 and llama["cost_usd"] == 0.002
+        assert llama["input_tokens"] == 240 and llama["calls_price_unknown"] == 0
+        assert agg["by_caller"]["critic"] == llama
+        assert agg["by_caller"]["supervisor"] == gpt
+        assert reader.history(limit=1)[0] == written[-1]
+        assert reader.status()["total_requests"] == 5  # the reader itself made none
+
+
+def test_database_figures_are_cached(db: Database) -> None:
+    """Status is read again after 1 s, aggregates after 2 s (the injected clock, no sleep)."""
+    clocks = Clocks()
+    reader_clocks = Clocks()
+    with make_monitor(db, clocks) as writer, make_monitor(db, reader_clocks) as reader:
+        finish_one(writer, clocks)
+        assert writer.flush(30.0)
+        assert reader.status()["total_requests"] == 1
+        assert reader.aggregates()["by_model"]["gpt-x"]["count"] == 1
+        finish_one(writer, clocks, status="timeout")
+        assert writer.flush(30.0)
+        reader_clocks.t += 0.9  # both still fresh: no read
+        assert reader.status()["total_requests"] == 1
+        assert reader.aggregates()["by_model"]["gpt-x"]["count"] == 1
+        assert reader.wait_db_reads(30.0)
+        assert reader.status()["total_requests"] == 1
+        reader_clocks.t += 0.1  # the status is stale: served once more while it is read again
+        assert reader.status()["total_requests"] == 1
+        assert reader.wait_db_reads(30.0)
+        status = reader.status()
+        assert status["total_requests"] == 2 and status["failed_requests"] == 1
+        assert reader.aggregates()["by_model"]["gpt-x"]["count"] == 1  # kept 2 s
+        reader_clocks.t += 1.0
+        assert reader.aggregates()["by_model"]["gpt-x"]["count"] == 1  # stale: served
+        assert reader.wait_db_reads(30.0)
+        assert reader.aggregates()["by_model"]["gpt-x"]["failed"] == 1
+
+
+def test_aggregates_cover_the_newest_calls(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-model window holds the DB_WINDOW newest calls (3 here); totals cover them all."""
+    monkeypatch.setattr("morningstar.llm.monitor.monitor.DB_WINDOW", 3)
+    clocks = Clocks()
+    with make_monitor(db, clocks) as writer:
+        for model in ("old", "old", "new-a", "new-b", "new-b"):
+            finish_one(writer, clocks, model=model)
+        assert writer.flush(30.0)
+    with make_monitor(db, Clocks()) as reader:
+        agg = reader.aggregates()
+        assert agg["window"] == 3
+        assert {k: v["count"] for k, v in agg["by_model"].items()} == {"new-a": 1, "new-b": 2}
+        assert reader.status()["total_requests"] == 5
 
 
 def test_a_slow_database_never_blocks_the_caller(sqlite_url: str) -> None:

@@ -192,7 +192,10 @@ def test_history_database_failure_is_503(tmp_path: Path) -> None:
 
 def test_llm_metrics(client: TestClient, monitor: LLMMonitor) -> None:
     body = client.get("/api/llm/metrics").json()
-    assert body == monitor.aggregates()
+    expected = monitor.aggregates()
+    assert body["by_model"] == expected["by_model"]
+    assert body["by_caller"] == expected["by_caller"]
+    assert body["source"] == expected["source"] == "process" and body["window"] is None
     gpt = body["by_model"]["gpt-x"]
     assert gpt["count"] == 3 and gpt["calls_price_unknown"] == 1 and gpt["cost_usd"] == 0.02
     llama = body["by_model"]["llama3"]
@@ -208,6 +211,50 @@ def test_prometheus_metrics(client: TestClient) -> None:
         'morningstar_llm_requests_total{model="llama3",provider="openai",status="timeout"} 1.0'
         in (response.text)
     )
+
+
+def test_status_and_metrics_show_the_calls_of_other_processes(tmp_path: Path) -> None:
+    """As under ``morningstar serve``: the calls are made (and recorded) by another process."""
+    db = open_database(f"sqlite:///{tmp_path / 'ms.sqlite'}")
+    try:
+        worker_clocks = Clocks()
+        with LLMMonitor(
+            db=db, clock=worker_clocks.mono, wall=worker_clocks.wall, stall_check_every_s=None
+        ) as worker:  # `morningstar llm ask`, a worker, an agent
+            for i in range(4):
+                trace = worker.start(
+                    provider="openai", model=("gpt-x", "llama3")[i % 2], caller="cli", prompt="p"
+                )
+                worker_clocks.t += 0.5 * (i + 1)
+                worker.finish(
+                    trace,
+                    status="timeout" if i == 3 else "ok",
+                    usage=Usage(10, 5) if i != 2 else Usage(),
+                    cost_usd=0.25 if i != 1 else None,
+                    price_status="priced" if i != 1 else "unknown",
+                )
+            assert worker.flush(30.0)
+        server = LLMMonitor(db=db, stall_check_every_s=None, db_wait_s=60.0)
+        with server, TestClient(create_app(settings(), monitor=server, db=db)) as c:
+            status = c.get("/api/status").json()
+            metrics = c.get("/api/llm/metrics").json()
+        assert status["total_requests"] == 4 and status["successful_requests"] == 3
+        assert status["failed_requests"] == 1
+        assert status["avg_response_time"] == (0.5 + 1.0 + 1.5 + 2.0) / 4
+        assert status["by_status"] == {
+            s: {"ok": 3, "timeout": 1}.get(s, 0) for s in LLM_CALL_STATUSES
+        }
+        assert status["cost_usd"] == 0.75 and status["active_requests"] == 0
+        assert status["source"] == "database" and metrics["source"] == "database"
+        assert metrics["window"] == 10_000
+        gpt, llama = metrics["by_model"]["gpt-x"], metrics["by_model"]["llama3"]
+        assert gpt["count"] == 2 and gpt["calls_usage_absent"] == 1 and gpt["cost_usd"] == 0.5
+        assert gpt["input_tokens"] == 10 and gpt["avg_latency_s"] == 1.0
+        assert llama["failed"] == 1 and llama["calls_price_unknown"] == 1
+        assert llama["cost_usd"] == 0.25 and llama["output_tokens"] == 10
+        assert metrics["by_caller"]["cli"]["count"] == 4
+    finally:
+        db.dispose()
 
 
 def test_the_app_builds_and_closes_its_own_monitor(tmp_path: Path) -> None:

@@ -30,10 +30,15 @@ from morningstar.llm.monitor import (
     redact_text,
     span_attributes,
 )
-from morningstar.llm.monitor.aggregates import percentile
+from morningstar.llm.monitor.aggregates import (
+    Aggregates,
+    TableTotals,
+    percentile,
+    window_stats,
+)
 from morningstar.llm.monitor.metrics import DURATION_BUCKETS, TOKEN_BUCKETS
 from morningstar.llm.monitor.otel import traces_url
-from morningstar.llm.monitor.recorder import CallRecorder
+from morningstar.llm.monitor.recorder import RECENT_COLUMNS, CachedRead, CallRecorder
 from morningstar.llm.types import Usage
 from morningstar.logs import register_secrets
 from morningstar.store.models import LLM_CALL_STATUSES
@@ -283,6 +288,46 @@ def test_redact_text_keeps_prices_timestamps_and_ordinary_text(text: str) -> Non
     assert redact_text(text) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("account number 12345678", "account number ***"),
+        ("Account Number: 12345678.", "Account Number: ***"),
+        ("account no. 12345678 at the bank", "account no. *** at the bank"),
+        ("ACCOUNT NO.12345678", "ACCOUNT NO.***"),
+        ("Account #: 12345678", "Account #: ***"),
+        ("acct: 12345678", "acct: ***"),
+        ("acct no 12345678", "acct no ***"),
+        ("acct#77", "acct#***"),
+        ("account id=AB-12", "account id=***"),
+        ("account_id=ACC-99812 please", "account_id=*** please"),
+        ('the "account number": "0012345678"', 'the "account number": "***"'),
+        ("{'acct_no': 'X99'}", "{'acct_no': '***'}"),
+        ("account 9876-5432", "account ***"),
+    ],
+)
+def test_redact_text_masks_account_numbers(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "take into account the trend",
+        "account for volatility before sizing",
+        "an account of 3 trades",
+        "the account holds 2 BTC",
+        "account 123 is small",  # fewer than 4 digits and no explicit separator
+        "accounts 12345678 were opened",  # not the word account / acct
+        "subaccount 12345678",
+        "account number of trades: see above",
+        "Accountability matters; accurate accounting too",
+    ],
+)
+def test_redact_text_keeps_prose_about_accounts(text: str) -> None:
+    assert redact_text(text) == text
+
+
 def test_excerpt_and_capture_redact_a_secret_on_the_cut() -> None:
     prompt = "a" * 190 + SK_KEY + "b" * 3_000
     assert "abcdefghijklmnop" not in excerpt(prompt) and len(excerpt(prompt)) == 200
@@ -345,7 +390,8 @@ def test_aggregates_are_exact(monitor: LLMMonitor, clock: ManualClock) -> None:
     call(monitor, clock, latency=0.5, caller="critic", cache_hit=True, cost=0.0)
     call(monitor, clock, latency=3.0, model="llama3", caller="critic", cost=0.0)
     agg = monitor.aggregates()
-    assert list(agg) == ["by_model", "by_caller"]
+    assert list(agg) == ["by_model", "by_caller", "source", "window"]
+    assert agg["source"] == "process" and agg["window"] is None
     assert sorted(agg["by_model"]) == ["gpt-x", "llama3"]
     gpt = agg["by_model"]["gpt-x"]
     gpt_latencies = [1.0, 2.0, 4.0, 0.5]
@@ -375,6 +421,7 @@ def test_aggregates_are_exact(monitor: LLMMonitor, clock: ManualClock) -> None:
     assert status["avg_response_time"] == pytest.approx(10.5 / 5)
     assert status["cost_usd"] == 0.75
     assert status["by_status"] == {s: {"ok": 4, "timeout": 1}.get(s, 0) for s in LLM_CALL_STATUSES}
+    assert status["source"] == "process"
 
 
 def test_status_keys(monitor: LLMMonitor, clock: ManualClock) -> None:
@@ -386,6 +433,117 @@ def test_status_keys(monitor: LLMMonitor, clock: ManualClock) -> None:
     assert status["active_requests"] == 0 and status["stalled_requests"] == 0
     assert set(status["system"]) == {"cpu_percent", "memory_percent", "process_rss_mb", "uptime"}
     assert status["system"]["process_rss_mb"] > 0
+
+
+def test_window_stats_equal_the_running_aggregates(clock: ManualClock) -> None:
+    """The numpy stats over rows equal KeyStats over the same records (exact for these values)."""
+    records: list[CallRecord] = []
+    with LLMMonitor(clock=clock, wall=ManualWall(), stall_check_every_s=None) as mon:
+        for i in range(60):
+            records.append(
+                call(
+                    mon,
+                    clock,
+                    latency=0.25 * (1 + i % 7),
+                    model=("gpt-x", "llama3", "qwen")[i % 3],
+                    caller=("supervisor", "critic")[i % 2],
+                    status=("ok", "ok", "timeout", "ok", "invalid_output")[i % 5],
+                    usage=(Usage(100, 20), Usage(), Usage(30, None), Usage(None, 7))[i % 4],
+                    cost=(0.5, None, 0.0, 0.125)[i % 4],
+                    cache_hit=i % 6 == 0,
+                )
+            )
+    running = Aggregates()
+    for record in records:
+        running.add(record)
+    rows = [tuple(getattr(r, name) for name in RECENT_COLUMNS) for r in records]
+    assert window_stats(rows) == running.to_dict()
+    assert window_stats([]) == {"by_model": {}, "by_caller": {}}
+
+
+def test_table_totals_from_rows() -> None:
+    totals = TableTotals.from_rows([("ok", 3, 4.5, 0.25), ("timeout", 2, 60.0, None)])
+    assert totals == TableTotals(
+        count=5, ok=3, latency_sum=64.5, cost_usd=0.25, by_status={"ok": 3, "timeout": 2}
+    )
+    assert TableTotals.from_rows([]) == TableTotals(0, 0, 0.0, 0.0, {})
+
+
+def test_cached_read_refreshes_in_the_background(clock: ManualClock) -> None:
+    """The first get waits for the first read; later ones return the cached value at once."""
+    values = iter(range(1, 100))
+    release = threading.Event()
+    release.set()
+
+    def read() -> int:
+        assert release.wait(30.0)
+        return next(values)
+
+    cached = CachedRead(read, ttl_s=1.0, clock=clock, first_wait_s=30.0)
+    assert cached.get() == 1 and cached.reads == 1
+    clock.advance(0.9)
+    assert cached.get() == 1 and cached.reads == 1  # fresh: no read
+    clock.advance(0.1)
+    release.clear()  # the next read blocks until released
+    assert cached.get() == 1 and cached.reads == 2  # stale: served, one read started
+    assert cached.get() == 1 and cached.reads == 2  # never two reads at a time
+    assert not cached.wait(0.05)
+    release.set()
+    assert cached.wait(30.0)
+    assert cached.get() == 2 and cached.reads == 2  # the read started at t=1001: still fresh
+    clock.advance(1.0)
+    assert cached.get() == 2 and cached.wait(30.0) and cached.get() == 3
+
+
+def test_cached_read_failure_gives_none_and_warns_once_a_minute(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="morningstar")
+    fail = [True]
+
+    def read() -> str:
+        if fail[0]:
+            raise StorageError("query on sqlite:///x failed: database is locked")
+        return "value"
+
+    cached = CachedRead(read, ttl_s=1.0, clock=clock, what="call totals", first_wait_s=30.0)
+    for _ in range(5):
+        assert cached.get() is None
+        assert cached.wait(30.0)
+        clock.advance(1.0)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "database is locked" in warnings[0].getMessage()
+    clock.advance(60.0)
+    assert cached.get() is None and cached.wait(30.0)
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+    fail[0] = False
+    clock.advance(1.0)
+    assert cached.get() is None  # the stale (failed) value, while the new read runs
+    assert cached.wait(30.0) and cached.get() == "value"
+
+
+def test_database_error_falls_back_to_this_process(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="morningstar")
+    with LLMMonitor(db=_FailingDB(), clock=clock, stall_check_every_s=None, db_wait_s=30.0) as mon:  # type: ignore[arg-type]
+        call(mon, clock, latency=2.0)
+        call(mon, clock, latency=1.0, status="timeout")
+        status = mon.status()
+        assert status["source"] == "process"
+        assert status["total_requests"] == 2 and status["failed_requests"] == 1
+        assert status["avg_response_time"] == 1.5
+        assert status["by_status"]["timeout"] == 1
+        agg = mon.aggregates()
+        assert agg["source"] == "process" and agg["window"] is None
+        assert agg["by_model"]["gpt-x"]["count"] == 2
+        for _ in range(3):
+            clock.advance(2.0)
+            assert mon.status()["source"] == "process"
+            assert mon.wait_db_reads(30.0)
+    warned = [r.getMessage() for r in caplog.records if "reading the LLM" in r.getMessage()]
+    assert len(warned) == 2  # once for the totals, once for the aggregates
+    assert all("disk I/O error" in message for message in warned)
 
 
 # --------------------------------------------------------------------------- history (memory)

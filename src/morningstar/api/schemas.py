@@ -50,8 +50,14 @@ class SystemOut(_Out):
 
 
 class StatusOut(_Out):
-    """``GET /api/status``: the LLM monitor's status (this process's calls)."""
+    """``GET /api/status``: the LLM monitor's status.
 
+    Totals (requests, failures, latency, cost, by status) cover every process's calls when the
+    server has a database (``source: database``, refreshed about every second), else this
+    process's; active, stalled, dropped and queued calls are this process's.
+    """
+
+    source: Literal["database", "process"] = Field(description="where the totals come from")
     uptime: float = Field(description="seconds since the monitor started")
     started_at: datetime
     total_requests: int
@@ -142,8 +148,8 @@ class KeyStatsOut(_Out):
     failed: int
     success_rate: float | None
     avg_latency_s: float | None
-    p50_latency_s: float | None = Field(description="over the last 10,000 calls")
-    p95_latency_s: float | None = Field(description="over the last 10,000 calls")
+    p50_latency_s: float | None = Field(description="over the window's (or last 10,000) calls")
+    p95_latency_s: float | None = Field(description="over the window's (or last 10,000) calls")
     input_tokens: int
     output_tokens: int
     calls_usage_absent: int
@@ -153,7 +159,13 @@ class KeyStatsOut(_Out):
 
 
 class AggregatesOut(_Out):
-    """``GET /api/llm/metrics``: aggregates of this process's finished calls."""
+    """``GET /api/llm/metrics``: aggregates per model and per caller.
 
+    From the database (every process) over the ``window`` most recent calls when the server has
+    one, else over this process's calls (``window`` null).
+    """
+
+    source: Literal["database", "process"]
+    window: int | None = Field(description="most recent calls aggregated; null: all of them")
     by_model: dict[str, KeyStatsOut]
     by_caller: dict[str, KeyStatsOut]

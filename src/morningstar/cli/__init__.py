@@ -467,6 +467,36 @@ def demo(
                 f"resampled to 1d: {result.bins} bars → {daily.write.path}", highlight=False
             )
         _demo_backtest(application, outcome)
+        _demo_analysis(application, outcome)
+
+
+def _demo_analysis(application: Any, outcome: Any) -> None:
+    """The main job's LLM step: the configured analyst reads a point-in-time snapshot of the
+    last demo bar through the gateway (traced, cached, budgeted). Offline by default: the
+    rule-based analyst, labelled as such."""
+    from morningstar.llm.gateway import Gateway
+    from morningstar.services.llm import ask, stored_snapshot
+
+    market = stored_snapshot(
+        application.market_data,
+        pair=str(outcome.pair),
+        venue=outcome.venue,
+        timeframe=str(outcome.timeframe),
+        calendar="forex",
+    )
+    gateway = Gateway.from_settings(application.settings, db=application.db)
+    try:
+        result = ask(gateway, "How does the market look at the last bar?", market=market)
+    finally:
+        gateway.close()
+    label = "rule-based analyst, not an LLM" if result.rule_based else f"LLM {result.model}"
+    console.rule(f"analysis of the last bar ({label})")
+    console.print(result.text, highlight=False)
+    console.print(
+        "traced: morningstar llm history / llm status"
+        + (" (cache hit)" if result.cache_hit else ""),
+        highlight=False,
+    )
 
 
 def _demo_backtest(application: Any, outcome: Any) -> None:

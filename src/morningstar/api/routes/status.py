@@ -1,4 +1,4 @@
-"""``GET /api/status``: the LLM monitor's status (``get_monitor_status()``), from memory."""
+"""``GET /api/status``: the LLM monitor's status (``get_monitor_status()``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/api", tags=["status"])
 async def status(monitor: Annotated[LLMMonitor, Depends(get_monitor)]) -> Response:
     """Uptime, request counts, ``failed_requests``, ``avg_response_time`` (s), system figures.
 
-    Reads the monitor's in-memory state only (no database query).
+    Totals come from the database (every process) through a cache refreshed in the background
+    about every second, so a request never waits for a table scan.
     """
     return json_response(StatusOut.model_validate(monitor.status()))

@@ -10,6 +10,10 @@ provider: cache hits and calls that made no request (``budget``, ``cache_miss``)
 pull the p95 towards zero.
 
 Not thread-safe on its own: :class:`~morningstar.llm.monitor.LLMMonitor` calls it under its lock.
+
+With a database, the monitor shows the calls of every process instead: :class:`TableTotals`
+(from one ``GROUP BY status`` query over ``llm_calls``) and :func:`window_stats` (the same stats
+as :class:`KeyStats`, computed with numpy over the :data:`DB_WINDOW` newest rows).
 """
 
 from __future__ import annotations
@@ -20,14 +24,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from morningstar.llm.monitor.records import CallRecord
 
-__all__ = ["LATENCY_WINDOW", "NO_REQUEST_STATUSES", "Aggregates", "KeyStats", "percentile"]
+__all__ = [
+    "DB_WINDOW",
+    "LATENCY_WINDOW",
+    "NO_REQUEST_STATUSES",
+    "Aggregates",
+    "KeyStats",
+    "TableTotals",
+    "percentile",
+    "window_stats",
+]
 
 #: Latencies kept per key for the percentiles.
 LATENCY_WINDOW = 10_000
 #: Statuses of calls that never reached the provider (excluded from the stall baseline).
 NO_REQUEST_STATUSES = frozenset({"budget", "cache_miss"})
+#: Newest calls of ``llm_calls`` the per-model / per-caller aggregates are computed over.
+DB_WINDOW = 10_000
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -140,3 +157,107 @@ class Aggregates:
             "by_model": {k: self.by_model[k].to_dict() for k in sorted(self.by_model)},
             "by_caller": {k: self.by_caller[k].to_dict() for k in sorted(self.by_caller)},
         }
+
+
+@dataclass(frozen=True)
+class TableTotals:
+    """Totals over every call of ``llm_calls`` (all processes).
+
+    Attributes:
+        count: calls.
+        ok: calls with status ``ok``.
+        latency_sum: sum of their latencies, seconds.
+        cost_usd: sum of the known costs, USD.
+        by_status: calls per status present in the table.
+    """
+
+    count: int
+    ok: int
+    latency_sum: float
+    cost_usd: float
+    by_status: dict[str, int]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[str, int, float, float | None]]) -> TableTotals:
+        """From :func:`~morningstar.llm.monitor.recorder.query_totals` rows."""
+        by_status = {status: count for status, count, _, _ in rows}
+        return cls(
+            count=sum(by_status.values()),
+            ok=by_status.get("ok", 0),
+            latency_sum=math.fsum(latency for _, _, latency, _ in rows),
+            cost_usd=math.fsum(cost for _, _, _, cost in rows if cost is not None),
+            by_status=by_status,
+        )
+
+
+def window_stats(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Per-model and per-caller stats of ``rows`` (:data:`RECENT_COLUMNS` order), with numpy.
+
+    The stats are those of :meth:`KeyStats.to_dict`, over these rows only (percentiles over all
+    of a key's rows, linear interpolation as ``numpy.percentile``).
+
+    Returns:
+        ``{"by_model": {model: stats}, "by_caller": {caller: stats}}``, keys sorted.
+    """
+    n = len(rows)
+    if n == 0:
+        return {"by_model": {}, "by_caller": {}}
+    models, callers, statuses, latencies, inputs, outputs, costs, hits = zip(*rows, strict=True)
+    columns = {
+        "latency": np.fromiter(latencies, np.float64, n),
+        "ok": np.fromiter((s == "ok" for s in statuses), bool, n),
+        "reported": np.fromiter(
+            (i is not None or o is not None for i, o in zip(inputs, outputs, strict=True)), bool, n
+        ),
+        "input": np.fromiter((v or 0 for v in inputs), np.float64, n),
+        "output": np.fromiter((v or 0 for v in outputs), np.float64, n),
+        "priced": np.fromiter((c is not None for c in costs), bool, n),
+        "cost": np.fromiter((c or 0.0 for c in costs), np.float64, n),
+        "hit": np.fromiter((bool(h) for h in hits), bool, n),
+    }
+    return {"by_model": _grouped(models, columns), "by_caller": _grouped(callers, columns)}
+
+
+def _grouped(keys: Sequence[str], col: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    index: dict[str, int] = {}
+    group = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.intp, len(keys))
+    m = len(index)
+
+    def total(weights: Any) -> Any:
+        return np.bincount(group, weights=weights, minlength=m)
+
+    def count(mask: Any) -> Any:
+        return np.bincount(group[mask], minlength=m)
+
+    counts = np.bincount(group, minlength=m)
+    ok = count(col["ok"])
+    latency_sum = total(col["latency"])
+    input_tokens = total(col["input"])  # unreported rows hold 0
+    output_tokens = total(col["output"])
+    absent = count(~col["reported"])
+    cost = total(col["cost"])
+    unknown = count(~col["priced"])
+    hits = count(col["hit"])
+    order = np.lexsort((col["latency"], group))  # by key, then latency
+    ends = np.cumsum(counts)
+    ordered = col["latency"][order]
+    stats: dict[str, dict[str, Any]] = {}
+    for key, g in index.items():
+        c = int(counts[g])
+        p50, p95 = np.percentile(ordered[ends[g] - c : ends[g]], [50, 95])
+        stats[key] = {
+            "count": c,
+            "ok": int(ok[g]),
+            "failed": c - int(ok[g]),
+            "success_rate": int(ok[g]) / c,
+            "avg_latency_s": float(latency_sum[g]) / c,
+            "p50_latency_s": float(p50),
+            "p95_latency_s": float(p95),
+            "input_tokens": int(input_tokens[g]),
+            "output_tokens": int(output_tokens[g]),
+            "calls_usage_absent": int(absent[g]),
+            "cost_usd": float(cost[g]),
+            "calls_price_unknown": int(unknown[g]),
+            "cache_hits": int(hits[g]),
+        }
+    return {k: stats[k] for k in sorted(stats)}

@@ -10,8 +10,12 @@ prompt and response, the error message) goes through :func:`redact_text` first:
   optionally grouped by single spaces), card numbers (runs of 13 to 19 digits, optionally grouped
   by single spaces or dashes, starting with 2-9 and passing the Luhn check: real card numbers
   always do, epoch timestamps (which start with 1 until 2033) never match, and only one in ten
-  other long integers would), and ``account``, ``account_id``, ``account number``, ``account no``
-  followed by ``:`` or ``=`` and a value.
+  other long integers would), and labelled account numbers: ``account`` or ``acct``, optionally
+  with ``id`` / ``number`` / ``no`` (``account_id``, ``account number``, ``acct no.``), then
+  either an explicit ``:``, ``=`` or ``#`` (``acct: X``, ``Account #: X``, ``account id=X``:
+  any value is masked) or only spaces / dots (``account number 12345678``, ``account no.
+  12345678``: masked only when the value holds at least 4 digits, so prose such as "take into
+  account the trend" or "an account of 3 trades" is kept).
 
 Decimal numbers (prices such as ``43125.57``), ISO timestamps and short integers are kept.
 
@@ -65,8 +69,15 @@ def _may_hold_iban(text: str) -> bool:
 
 _ACCOUNT = re.compile(
     r"""(?ix)
-    (["']?\baccount(?:[ _-]?(?:id|number|no))?["']?\s*[:=]\s*["']?)
-    ([^\s"',;}&]+)"""
+    (                                                   # 1: kept: the label and the separator
+      ["']?\b(?:account|acct)(?:[ _-]?(?:id|number|no)\b\.?)?["']?
+      (?:
+          \s*[:=\#][\s:=\#]*["']?                         # explicit: any value
+        | [\s.]+(?=[^\s"',;}&]*?\d(?:[^\s"',;}&]*?\d){3})  # spaces/dots: 4+ digits in the value
+      )
+    )
+    [^\s"',;}&]+                                        # the value, masked
+    """
 )
 
 
@@ -129,7 +140,7 @@ def redact_text(text: str) -> str:
         text = _IBAN.sub(_mask_iban, text)
     if _may_hold_card(text):
         text = _CARD.sub(_mask_card, text)
-    if "account" not in text.lower():  # the pattern cannot match (keeps long texts cheap)
+    if "acc" not in text.lower():  # the pattern cannot match (keeps long texts cheap)
         return text
     return _ACCOUNT.sub(rf"\1{MASK}", text)
 

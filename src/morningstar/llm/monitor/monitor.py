@@ -6,6 +6,10 @@ monitor keeps the calls in flight (this process only), running aggregates per mo
 a ring of recent records, Prometheus metrics, stall alerts; it queues each record for the
 ``llm_calls`` table (shared by every process using the database) and optionally exports it as an
 OpenTelemetry span. Thread-safe; :meth:`~LLMMonitor.finish` never raises and never blocks on I/O.
+
+With a database, :meth:`~LLMMonitor.status` and :meth:`~LLMMonitor.aggregates` show the calls of
+every process (the ``llm_calls`` table, read in the background and cached: see
+:class:`~morningstar.llm.monitor.recorder.CachedRead`); without one, this process's calls.
 """
 
 from __future__ import annotations
@@ -21,11 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from morningstar.llm.monitor.aggregates import Aggregates
+from morningstar.llm.monitor.aggregates import DB_WINDOW, Aggregates, TableTotals, window_stats
 from morningstar.llm.monitor.capture import CaptureMode
 from morningstar.llm.monitor.metrics import MonitorMetrics
 from morningstar.llm.monitor.otel import OtlpSpanExporter
-from morningstar.llm.monitor.recorder import CallRecorder, query_history
+from morningstar.llm.monitor.recorder import (
+    CachedRead,
+    CallRecorder,
+    query_history,
+    query_recent,
+    query_totals,
+)
 from morningstar.llm.monitor.records import ActiveCall, CallRecord, CallTrace, StallAlert
 from morningstar.llm.monitor.system import SystemProbe
 from morningstar.llm.monitor.tracer import build_record, fallback_record, new_trace, snapshot
@@ -36,7 +46,15 @@ if TYPE_CHECKING:
     from morningstar.config import Settings
     from morningstar.store.db import Database
 
-__all__ = ["MIN_STALL_CALLS", "MIN_STALL_S", "STALL_CHECK_EVERY_S", "LLMMonitor"]
+__all__ = [
+    "AGGREGATES_CACHE_S",
+    "DB_FIRST_WAIT_S",
+    "MIN_STALL_CALLS",
+    "MIN_STALL_S",
+    "STALL_CHECK_EVERY_S",
+    "STATUS_CACHE_S",
+    "LLMMonitor",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +64,12 @@ MIN_STALL_CALLS = 20
 MIN_STALL_S = 1.0
 #: Period of the background stall check, in seconds.
 STALL_CHECK_EVERY_S = 1.0
+#: Seconds the database totals of :meth:`LLMMonitor.status` are kept before a new read.
+STATUS_CACHE_S = 1.0
+#: Seconds the database aggregates of :meth:`LLMMonitor.aggregates` are kept before a new read.
+AGGREGATES_CACHE_S = 2.0
+#: Longest wait of the first status / aggregates for the first database read, in seconds.
+DB_FIRST_WAIT_S = 2.0
 
 
 def _utc_now() -> datetime:
@@ -70,6 +94,8 @@ class LLMMonitor:
         on_alert: called with each :class:`StallAlert` (from the stall timer's thread).
         stall_check_every_s: period of the background stall check, started by the first
             :meth:`start`; None = no timer (call :meth:`check_stalls` yourself).
+        db_wait_s: longest wait of the first :meth:`status` / :meth:`aggregates` for their
+            first database read (later ones never wait: see :meth:`status`).
 
     Raises:
         ConfigError: ``otlp_endpoint`` is invalid or the OpenTelemetry sdk is not installed.
@@ -90,6 +116,7 @@ class LLMMonitor:
         wall: Callable[[], datetime] = _utc_now,
         on_alert: Callable[[StallAlert], None] | None = None,
         stall_check_every_s: float | None = STALL_CHECK_EVERY_S,
+        db_wait_s: float = DB_FIRST_WAIT_S,
     ) -> None:
         if capture not in ("off", "truncated", "full"):
             raise ValueError(f"capture must be off, truncated or full, got {capture!r}")
@@ -122,6 +149,23 @@ class LLMMonitor:
             if db is not None
             else None
         )
+        self._db_totals: CachedRead[TableTotals] | None = None
+        self._db_window: CachedRead[dict[str, Any]] | None = None
+        if db is not None:
+            self._db_totals = CachedRead(
+                lambda: TableTotals.from_rows(query_totals(db)),
+                ttl_s=STATUS_CACHE_S,
+                clock=clock,
+                what="call totals",
+                first_wait_s=db_wait_s,
+            )
+            self._db_window = CachedRead(
+                lambda: window_stats(query_recent(db, DB_WINDOW)),
+                ttl_s=AGGREGATES_CACHE_S,
+                clock=clock,
+                what="call aggregates",
+                first_wait_s=db_wait_s,
+            )
 
     @classmethod
     def from_settings(
@@ -319,20 +363,41 @@ class LLMMonitor:
         return [replace(r, prompt=None, response=None) for r in page]
 
     def aggregates(self) -> dict[str, Any]:
-        """Per-model and per-caller stats of this process's finished calls.
+        """Per-model and per-caller stats of the finished calls.
+
+        With a database: over the :data:`~morningstar.llm.monitor.aggregates.DB_WINDOW`
+        (10,000) newest calls of ``llm_calls`` (by ``started_at``), every process's, read in the
+        background and kept :data:`AGGREGATES_CACHE_S` seconds (records still queued in a
+        process are not in the table yet); on a database error, this process's figures.
+        Without one: every call this process finished (percentiles over the last 10,000 of each
+        key).
 
         Returns:
-            ``{"by_model": {model: stats}, "by_caller": {caller: stats}}``; stats: ``count``,
-            ``ok``, ``failed``, ``success_rate``, ``avg_latency_s``, ``p50_latency_s``,
-            ``p95_latency_s`` (over the last 10,000 calls of the key), ``input_tokens``,
-            ``output_tokens``, ``calls_usage_absent``, ``cost_usd`` (known prices only),
-            ``calls_price_unknown``, ``cache_hits``.
+            ``{"by_model": {model: stats}, "by_caller": {caller: stats}, "source", "window"}``;
+            stats: ``count``, ``ok``, ``failed``, ``success_rate``, ``avg_latency_s``,
+            ``p50_latency_s``, ``p95_latency_s``, ``input_tokens``, ``output_tokens``,
+            ``calls_usage_absent``, ``cost_usd`` (known prices only), ``calls_price_unknown``,
+            ``cache_hits``; ``source`` is ``database`` or ``process``; ``window`` the most
+            recent calls the stats cover (``DB_WINDOW``), None for ``process`` (all of them).
         """
+        window = self._db_window.get() if self._db_window is not None else None
+        if window is not None:
+            return {**window, "source": "database", "window": DB_WINDOW}
         with self._lock:
-            return self._aggregates.to_dict()
+            stats = self._aggregates.to_dict()
+        return {**stats, "source": "process", "window": None}
 
     def status(self) -> dict[str, Any]:
-        """The monitor's status (``get_monitor_status()``), from memory only.
+        """The monitor's status (``get_monitor_status()``).
+
+        The call counts (``total_requests``, ``successful_requests``, ``failed_requests``,
+        ``avg_response_time``, ``cost_usd``, ``by_status``) are, with a database, those of the
+        whole ``llm_calls`` table (every process: CLI, workers, agents), from one aggregate
+        query run in the background and kept :data:`STATUS_CACHE_S` seconds, so this call
+        never waits for the database (but the first, at most ``db_wait_s``); records still
+        queued in a process (``queue_depth`` here) are not in the table yet. On a database
+        error, or without a database, they are this process's (``source`` says which). The
+        rest is always this process's, from memory.
 
         Returns:
             ``uptime`` (seconds since the monitor started), ``started_at``, ``total_requests``,
@@ -340,16 +405,27 @@ class LLMMonitor:
             of finished calls in seconds, 0.0 before the first), ``active_requests``,
             ``stalled_requests`` (in flight and stalled), ``stalls_total``,
             ``dropped_records``, ``queue_depth``, ``cost_usd``, ``by_status`` (count per
-            status), ``session_id`` and ``system`` (``cpu_percent``, ``memory_percent``,
+            status), ``source`` (``database`` or ``process``: where the call counts come
+            from), ``session_id`` and ``system`` (``cpu_percent``, ``memory_percent``,
             ``process_rss_mb``, ``uptime`` of the process).
         """
+        table = self._db_totals.get() if self._db_totals is not None else None
         with self._lock:
-            total = self._aggregates.total
-            by_status = {s: self._aggregates.by_status.get(s, 0) for s in LLM_CALL_STATUSES}
+            if table is None:
+                total = self._aggregates.total
+                counts = self._aggregates.by_status
+                count, ok, latency_sum, cost = (
+                    total.count, total.ok, total.latency_sum, total.cost_usd
+                )  # fmt: skip
+            else:
+                counts = table.by_status
+                count, ok, latency_sum, cost = (
+                    table.count, table.ok, table.latency_sum, table.cost_usd
+                )  # fmt: skip
+            by_status = {s: counts.get(s, 0) for s in LLM_CALL_STATUSES}
             active = len(self._active)
             stalled = sum(1 for t in self._active.values() if t._stalled)
             stalls = self._stalls
-            count, ok, latency_sum, cost = total.count, total.ok, total.latency_sum, total.cost_usd
         return {
             "uptime": max(0.0, self._clock() - self._t_start),
             "started_at": self._started_at.isoformat(),
@@ -364,9 +440,22 @@ class LLMMonitor:
             "queue_depth": self._recorder.depth if self._recorder is not None else 0,
             "cost_usd": cost,
             "by_status": by_status,
+            "source": "process" if table is None else "database",
             "session_id": self.session_id,
             "system": self._system.read(),
         }
+
+    def wait_db_reads(self, timeout_s: float = 5.0) -> bool:
+        """Wait for the background database reads of status / aggregates in progress.
+
+        Returns:
+            True when none is left running (always True without a database).
+        """
+        done = True
+        for cached in (self._db_totals, self._db_window):
+            if cached is not None:
+                done = cached.wait(timeout_s) and done
+        return done
 
     @property
     def dropped(self) -> int:
@@ -473,6 +562,7 @@ class LLMMonitor:
         self._stop.set()
         if thread is not None:
             thread.join(5.0)
+        self.wait_db_reads(5.0)
         if self._recorder is not None:
             self._recorder.close()
         if self._exporter is not None:

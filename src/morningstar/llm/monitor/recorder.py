@@ -8,7 +8,10 @@ executemany). A database error is logged and its records counted as dropped; it 
 caller. :meth:`CallRecorder.close` drains the queue, then stops the thread.
 
 :func:`query_history` reads calls back, newest first, with the indexes of ``llm_calls``
-(``started_at``, ``(model, started_at)``, ``(caller, started_at)``).
+(``started_at``, ``(model, started_at)``, ``(caller, started_at)``). :func:`query_totals` and
+:func:`query_recent` read what the monitor's status and aggregates show (calls of every process);
+:class:`CachedRead` keeps such a read for a while and refreshes it in a background thread, so a
+reader never waits for the database except the very first time (bounded).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
@@ -27,7 +30,17 @@ from morningstar.llm.monitor.records import RECORD_COLUMNS, CallRecord
 from morningstar.store.db import Database
 from morningstar.store.models import LLMCallRow
 
-__all__ = ["BATCH_ROWS", "DROP_WARNING_EVERY_S", "CallRecorder", "query_history"]
+__all__ = [
+    "BATCH_ROWS",
+    "DROP_WARNING_EVERY_S",
+    "READ_WARNING_EVERY_S",
+    "RECENT_COLUMNS",
+    "CachedRead",
+    "CallRecorder",
+    "query_history",
+    "query_recent",
+    "query_totals",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +55,20 @@ _COLUMNS_NO_TEXT = tuple(
     sa.null().label(name) if name in _TEXT_COLUMNS else _TABLE.c[name] for name in RECORD_COLUMNS
 )
 _STOP = object()
+#: Seconds between two "database read failed" warnings of one :class:`CachedRead`.
+READ_WARNING_EVERY_S = 60.0
+#: The columns :func:`query_recent` reads, in this order.
+RECENT_COLUMNS = (
+    "model",
+    "caller",
+    "status",
+    "latency_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cache_hit",
+)
+_T = TypeVar("_T")
 
 
 class CallRecorder:
@@ -252,3 +279,146 @@ def query_history(
     with db.session(readonly=True) as session:
         rows = session.execute(query).all()
     return [_record(row) for row in rows]
+
+
+def query_totals(db: Database) -> list[tuple[str, int, float, float | None]]:
+    """Per status, over the whole of ``llm_calls``: calls, latency sum (s), cost sum (USD).
+
+    One aggregate query (``GROUP BY status``); the cost sum leaves unknown prices (NULL) out and
+    is None when no call of that status has a known price.
+
+    Raises:
+        StorageError: the database cannot be read.
+    """
+    query = sa.select(
+        _TABLE.c.status,
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(_TABLE.c.latency_s), 0.0),
+        sa.func.sum(_TABLE.c.cost_usd),
+    ).group_by(_TABLE.c.status)
+    with db.session(readonly=True) as session:
+        rows = session.execute(query).all()
+    return [
+        (str(status), int(count), float(latency), None if cost is None else float(cost))
+        for status, count, latency, cost in rows
+    ]
+
+
+def query_recent(db: Database, limit: int) -> list[tuple[Any, ...]]:
+    """The :data:`RECENT_COLUMNS` of the ``limit`` newest calls (``started_at``, then ``id``).
+
+    Read through the ``started_at`` index: the cost does not grow with the table.
+
+    Raises:
+        StorageError: the database cannot be read.
+    """
+    query = (
+        sa.select(*(_TABLE.c[name] for name in RECENT_COLUMNS))
+        .order_by(_TABLE.c.started_at.desc(), _TABLE.c.id.desc())
+        .limit(limit)
+    )
+    with db.session(readonly=True) as session:
+        rows = session.execute(query).all()
+    return [tuple(row) for row in rows]
+
+
+class CachedRead(Generic[_T]):
+    """A database read kept ``ttl_s`` seconds and refreshed in the background.
+
+    :meth:`get` returns the last value read at once; when it is older than ``ttl_s`` it also
+    starts one refresh in a daemon thread (never two at a time), so a caller (an ``async`` API
+    route) never waits for the database, except the very first :meth:`get`, which waits for the
+    first read at most ``first_wait_s`` seconds. A failed read is logged (a WARNING at most every
+    :data:`READ_WARNING_EVERY_S` seconds) and makes the value None until a later read succeeds
+    (retried after ``ttl_s``).
+
+    Args:
+        read: the read (raises on a database error).
+        ttl_s: seconds a value (or a failure) is kept before the next read.
+        clock: monotonic clock in seconds.
+        what: what is read, for the log.
+        first_wait_s: longest wait of the first :meth:`get`.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], _T],
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        what: str = "data",
+        first_wait_s: float = 2.0,
+    ) -> None:
+        self._read = read
+        self._ttl = ttl_s
+        self._clock = clock
+        self._what = what
+        self._first_wait = first_wait_s
+        self._lock = threading.Lock()
+        self._value: _T | None = None
+        self._read_at: float | None = None  # clock when the last read started
+        self._done = False  # a read finished (ok or not)
+        self._thread: threading.Thread | None = None
+        self._last_warning: float | None = None
+        self._first_deadline: float | None = None  # real monotonic time
+        self.reads = 0  # reads started (tests)
+
+    def get(self) -> _T | None:
+        """The last value read (None: never read, or the last read failed); see the class."""
+        now = self._clock()
+        with self._lock:
+            stale = self._read_at is None or now - self._read_at >= self._ttl
+            if stale and self._thread is None:
+                self._read_at = now
+                self.reads += 1
+                self._thread = threading.Thread(
+                    target=self._refresh, name="morningstar-llm-stats", daemon=True
+                )
+                self._thread.start()
+            if self._first_deadline is None:
+                self._first_deadline = time.monotonic() + self._first_wait
+            thread = None if self._done else self._thread
+            if thread is None:
+                return self._value
+        # no read has finished yet: wait for the first one, until the first get's deadline
+        thread.join(max(0.0, self._first_deadline - time.monotonic()))
+        with self._lock:
+            return self._value
+
+    def wait(self, timeout_s: float = 5.0) -> bool:
+        """Wait for the read in progress, if any; True when none is left running."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+            return not thread.is_alive()
+        return True
+
+    def _refresh(self) -> None:
+        value: _T | None
+        try:
+            value = self._read()
+        except Exception as exc:
+            value = None
+            self._warn(exc)
+        with self._lock:
+            self._value = value
+            self._done = True
+            self._thread = None
+
+    def _warn(self, exc: Exception) -> None:
+        now = self._clock()
+        with self._lock:
+            warn = self._last_warning is None or now - self._last_warning >= READ_WARNING_EVERY_S
+            if warn:
+                self._last_warning = now
+        reason = exc.one_line() if isinstance(exc, StorageError) else type(exc).__name__
+        if warn:
+            logger.warning(
+                "reading the LLM %s from the database failed (%s); this process's figures "
+                "are shown instead",
+                self._what,
+                reason,
+            )
+        else:
+            logger.debug("reading the LLM %s failed again: %s", self._what, reason)

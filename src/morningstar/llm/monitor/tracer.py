@@ -168,32 +168,17 @@ def build_record(
 def fallback_record(trace: CallTrace, *, now: float, session_id: str | None) -> CallRecord:
     """A minimal record when :func:`build_record` failed on bad arguments (usage absent, price
     unknown, status ``provider_error``): the call is still counted and freed."""
-    latency = max(0.0, now - trace.t0)
-    return CallRecord(
-        id=trace.id,
+    return build_record(
+        trace,
+        now=now,
         session_id=session_id,
-        provider=trace.provider,
-        model=trace.model,
-        caller=trace.caller,
-        operation=trace.operation,
-        template_id=trace.template_id,
-        template_version=trace.template_version,
+        capture="off",
         status="provider_error",
-        error_type=None,
-        error_message=None,
-        started_at=trace.started_at,
-        finished_at=trace.started_at + timedelta(seconds=latency),
-        latency_s=latency,
-        ttft_s=trace.ttft_s,
-        input_tokens=None,
-        output_tokens=None,
-        cached_input_tokens=None,
+        usage=Usage(),
         cost_usd=None,
         price_status="unknown",
         cache_hit=False,
-        retries=trace.retries,
-        streamed=trace.streamed,
-        cache_key=None,
-        prompt=trace._prompt,
         response=None,
+        error=None,
+        cache_key=None,
     )

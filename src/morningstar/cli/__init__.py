@@ -474,8 +474,7 @@ def _demo_analysis(application: Any, outcome: Any) -> None:
     """The main job's LLM step: the configured analyst reads a point-in-time snapshot of the
     last demo bar through the gateway (traced, cached, budgeted). Offline by default: the
     rule-based analyst, labelled as such."""
-    from morningstar.llm.gateway import Gateway
-    from morningstar.services.llm import ask, stored_snapshot
+    from morningstar.services.llm import ask_once, stored_snapshot
 
     market = stored_snapshot(
         application.market_data,
@@ -484,11 +483,8 @@ def _demo_analysis(application: Any, outcome: Any) -> None:
         timeframe=str(outcome.timeframe),
         calendar="forex",
     )
-    gateway = Gateway.from_settings(application.settings, db=application.db)
-    try:
-        result = ask(gateway, "How does the market look at the last bar?", market=market)
-    finally:
-        gateway.close()
+    question = "How does the market look at the last bar?"
+    result = ask_once(application.settings, application.db, question, market=market)
     label = "rule-based analyst, not an LLM" if result.rule_based else f"LLM {result.model}"
     console.rule(f"analysis of the last bar ({label})")
     console.print(result.text, highlight=False)

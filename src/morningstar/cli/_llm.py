@@ -45,8 +45,7 @@ def llm_ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Ask the configured LLM (or the offline rule-based analyst) a question."""
-    from morningstar.llm.gateway import Gateway
-    from morningstar.services.llm import ask, stored_snapshot
+    from morningstar.services.llm import ask_once, stored_snapshot
 
     if pair is None and (venue is not None or timeframe is not None or as_of is not None):
         raise typer.BadParameter("--venue, --timeframe and --as-of need --pair (market snapshot)")
@@ -61,11 +60,10 @@ def llm_ask(
                 as_of=as_of,
                 calendar=application.settings.data.calendar,
             )
-        gateway = Gateway.from_settings(application.settings, db=application.db)
-        try:
-            result = ask(gateway, question, market=market, model=model, stream=stream)
-        finally:
-            gateway.close()
+        result = ask_once(
+            application.settings, application.db, question,
+            market=market, model=model, stream=stream,
+        )  # fmt: skip
     if as_json:
         payload: dict[str, Any] = {
             "answer": result.text,

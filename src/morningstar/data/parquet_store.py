@@ -33,7 +33,7 @@ from morningstar.core.types import OHLCV_COLUMNS, Pair, parse_pair
 from morningstar.data.ohlcv import INDEX_NAME, empty_ohlcv, to_contract
 from morningstar.errors import DataNotFoundError, StorageError, UserInputError
 
-__all__ = ["ROW_GROUP_SIZE", "DatasetInfo", "OHLCVStore", "WriteResult"]
+__all__ = ["ROW_GROUP_SIZE", "DatasetInfo", "OHLCVStore", "WriteResult", "to_utc_timestamp"]
 
 ROW_GROUP_SIZE = 65_536
 _SCHEMA = pa.schema(
@@ -78,15 +78,23 @@ def _norm_venue(venue: str) -> str:
     return name
 
 
-def _to_timestamp(value: _TimeLike, what: str) -> pd.Timestamp | None:
+def to_utc_timestamp(value: _TimeLike, what: str) -> pd.Timestamp | None:
+    """``value`` (ISO text, datetime, Timestamp; naive means UTC) as an aware UTC Timestamp.
+
+    None stays None. Text pandas cannot read, and text it reads as "no time" (``""``, ``"NaT"``),
+    is a one-line :class:`UserInputError` naming ``what`` (e.g. ``start``, ``--as-of``).
+    """
     if value is None:
         return None
     try:
         ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError):
+        ts = None
+    if ts is None or pd.isna(ts):
         raise UserInputError(
-            f"invalid {what} {value!r}", hint="use an ISO date such as 2024-01-31"
-        ) from exc
+            f"invalid {what}: cannot read {value!r} as a time",
+            hint="use an ISO date such as 2024-01-31 or 2024-01-31T12:00",
+        )
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
@@ -213,7 +221,7 @@ class OHLCVStore:
         path = self.path(venue, pair, timeframe)
         if not path.exists():
             raise self._not_found(venue, pair, timeframe)
-        t0, t1 = _to_timestamp(start, "start"), _to_timestamp(end, "end")
+        t0, t1 = to_utc_timestamp(start, "start"), to_utc_timestamp(end, "end")
         filters = []
         if t0 is not None:
             filters.append((INDEX_NAME, ">=", t0.to_pydatetime()))

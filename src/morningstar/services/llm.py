@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from morningstar.config import Settings
 from morningstar.core.indicators import adx, atr, ema, rsi
 from morningstar.core.metrics import periods_per_year
-from morningstar.data.parquet_store import OHLCVStore
+from morningstar.data.parquet_store import OHLCVStore, to_utc_timestamp
 from morningstar.errors import DataNotFoundError, UserInputError
 from morningstar.llm.gateway import Gateway
 from morningstar.llm.prompts import load_template
@@ -31,6 +32,7 @@ __all__ = [
     "SNAPSHOT_BARS",
     "CallSummary",
     "ask",
+    "ask_once",
     "call_summary",
     "market_snapshot",
     "stored_snapshot",
@@ -136,17 +138,7 @@ def stored_snapshot(
             f"{p} is stored for several venues: {', '.join(venues)}", hint="add --venue"
         )
     chosen = min(found, key=lambda d: d.timeframe.seconds)
-    end: pd.Timestamp | None = None
-    if as_of is not None:
-        try:
-            end = pd.Timestamp(as_of)
-        except ValueError:
-            end = None
-        if end is None or pd.isna(end):
-            raise UserInputError(
-                f"cannot read {as_of!r} as a time", where="--as-of", hint="e.g. 2017-06-30T12:00"
-            )
-        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    end = to_utc_timestamp(as_of, "--as-of")
     bars = store.load(chosen.venue, p, chosen.timeframe, None, end)  # opened before as_of
     if end is not None:  # point in time: only the bars that have closed by as_of
         bar = pd.Timedelta(seconds=chosen.timeframe.seconds)
@@ -186,6 +178,24 @@ def ask(
         inputs["market"] = market
     request = load_template("ask").render(inputs, caller="manual", model=model, stream=stream)
     return gateway.call(request)
+
+
+def ask_once(
+    settings: Settings,
+    db: Database,
+    question: str,
+    *,
+    market: dict[str, Any] | None = None,
+    model: str | None = None,
+    stream: bool = False,
+) -> LLMResult:
+    """:func:`ask` through a gateway built from ``settings`` for this one call, then closed
+    (its monitor flushed to ``db``): what a command line run needs."""
+    gateway = Gateway.from_settings(settings, db=db)
+    try:
+        return ask(gateway, question, market=market, model=model, stream=stream)
+    finally:
+        gateway.close()
 
 
 @dataclass(frozen=True)
@@ -236,27 +246,31 @@ def call_summary(db: Database) -> list[CallSummary]:
     )
     out: list[CallSummary] = []
     with db.session(readonly=True) as s:
-        for row in s.execute(totals):
-            latencies = np.asarray(
-                s.scalars(sa.select(t.c.latency_s).where(t.c.model == row[0])).all(), dtype=float
+        groups = s.execute(totals).all()
+        latencies: dict[tuple[str, str], list[float]] = {}
+        for model, provider, latency in s.execute(
+            sa.select(t.c.model, t.c.provider, t.c.latency_s)
+        ):
+            latencies.setdefault((model, provider), []).append(latency)
+    for row in groups:
+        spread = np.asarray(latencies[(row[0], row[1])], dtype=float)
+        count, ok = int(row[2]), int(row[3] or 0)
+        out.append(
+            CallSummary(
+                model=row[0],
+                provider=row[1],
+                count=count,
+                ok=ok,
+                failed=count - ok,
+                avg_latency_s=float(row[4] or 0.0),
+                p50_latency_s=float(np.percentile(spread, 50)),
+                p95_latency_s=float(np.percentile(spread, 95)),
+                input_tokens=int(row[5]),
+                output_tokens=int(row[6]),
+                usage_absent=int(row[7] or 0),
+                cost_usd=float(row[8]),
+                price_unknown=int(row[9] or 0),
+                cache_hits=int(row[10] or 0),
             )
-            count, ok = int(row[2]), int(row[3] or 0)
-            out.append(
-                CallSummary(
-                    model=row[0],
-                    provider=row[1],
-                    count=count,
-                    ok=ok,
-                    failed=count - ok,
-                    avg_latency_s=float(row[4] or 0.0),
-                    p50_latency_s=float(np.percentile(latencies, 50)),
-                    p95_latency_s=float(np.percentile(latencies, 95)),
-                    input_tokens=int(row[5]),
-                    output_tokens=int(row[6]),
-                    usage_absent=int(row[7] or 0),
-                    cost_usd=float(row[8]),
-                    price_unknown=int(row[9] or 0),
-                    cache_hits=int(row[10] or 0),
-                )
-            )
+        )
     return out

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from morningstar.api import BackgroundServer, create_app, serve
 from morningstar.api.auth import api_token, is_loopback
+from morningstar.api.schemas import HistoryOut
 from morningstar.config import Settings
 from morningstar.errors import ConfigError, LLMTimeoutError
 from morningstar.llm.monitor import LLMMonitor
@@ -158,6 +159,19 @@ def test_history_leaves_texts_out_unless_asked_and_one_call_whole(
     missing = client.get("/api/llm/calls/0123abcd")
     assert missing.status_code == 404 and missing.json()["detail"] == "no LLM call '0123abcd'"
     assert client.get("/api/llm/calls/not-hex").status_code == 422
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_history_json_is_what_the_response_model_gives(
+    client: TestClient, monitor: LLMMonitor, text: bool
+) -> None:
+    """The history page is serialised without re-validation: pin it to the validated model."""
+    got = client.get("/api/llm/history", params={"text": str(text).lower()})
+    records = monitor.history(limit=100, include_text=text)
+    body = {"limit": 100, "offset": 0, "count": len(records), "items": records}
+    expected = HistoryOut.model_validate(body, from_attributes=True).model_dump_json()
+    assert got.content.decode() == expected
+    assert len(records) == 6 and all((r.prompt is not None) == text for r in records)
 
 
 @pytest.mark.parametrize(

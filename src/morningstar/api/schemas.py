@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+import pydantic_core
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,12 +20,21 @@ __all__ = [
     "StatusOut",
     "SystemOut",
     "json_response",
+    "raw_json_response",
 ]
 
 
 def json_response(body: BaseModel) -> Response:
     """``body`` serialised once by pydantic-core (the route's ``response_model`` documents it)."""
     return Response(content=body.model_dump_json(), media_type="application/json")
+
+
+def raw_json_response(body: dict[str, Any]) -> Response:
+    """``body`` (plain values, already in the shape of the route's ``response_model``)
+    serialised by pydantic-core without validating it again: the same JSON as
+    :func:`json_response` of the validated model (datetimes ISO-8601 with ``Z``), for the
+    large pages of ``/api/llm/history`` (a test pins the equality)."""
+    return Response(content=pydantic_core.to_json(body), media_type="application/json")
 
 
 class _Out(BaseModel):

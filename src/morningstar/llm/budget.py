@@ -35,6 +35,8 @@ from morningstar.llm.types import Usage
 __all__ = ["BudgetBook", "Spend"]
 
 _SESSION = "session"
+#: Callers whose covering budgets are memoised (callers are a bounded set of names).
+_MAX_CALLERS_MEMO = 1_024
 
 
 @dataclass
@@ -88,9 +90,15 @@ class BudgetBook:
         self._limits.update({f"agent:{k}": v for k, v in agents.items()})
         self._spent: dict[str, Spend] = {name: Spend() for name in self._limits}
         self._callers: dict[str, Spend] = {}
+        self._covering: dict[str, tuple[str, ...]] = {}  # caller -> the budgets covering it
 
-    def _budgets_for(self, caller: str) -> list[str]:
-        return [_SESSION] + [f"agent:{k}" for k in self._agent_keys if _covers(k, caller)]
+    def _budgets_for(self, caller: str) -> tuple[str, ...]:
+        known = self._covering.get(caller)
+        if known is None:
+            known = (_SESSION, *(f"agent:{k}" for k in self._agent_keys if _covers(k, caller)))
+            if len(self._covering) < _MAX_CALLERS_MEMO:  # callers are a bounded set of names
+                self._covering[caller] = known
+        return known
 
     @staticmethod
     def _label(budget: str) -> tuple[str, str]:

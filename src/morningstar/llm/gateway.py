@@ -29,7 +29,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -176,17 +175,21 @@ class Gateway:
         json_schema = self._json_schema(request.schema)
         messages = self._messages(request, mode)
         seed = request.seed if request.seed is not None else self.seed
-        key = cache_key(
-            template_id=request.template_id,
-            template_version=request.template_version,
-            provider=provider,
-            model=model,
-            messages=messages,
-            json_schema=json_schema,
-            temperature=request.temperature,
-            seed=seed,
+        key = (
+            None  # no cache: no key to compute
+            if self.cache.mode == "off"
+            else cache_key(
+                template_id=request.template_id,
+                template_version=request.template_version,
+                provider=provider,
+                model=model,
+                messages=messages,
+                json_schema=json_schema,
+                temperature=request.temperature,
+                seed=seed,
+            )
         )
-        sent = replace(request, messages=messages, model=model, seed=seed)
+        sent = request.resolved(messages, model, seed)
         where = f"{provider} {model} ({request.caller}, {request.template_id})"
         trace = self.monitor.start(
             provider=provider,
@@ -211,15 +214,16 @@ class Gateway:
         request: LLMRequest,
         mode: OutputMode,
         json_schema: dict[str, Any] | None,
-        key: str,
+        key: str | None,
         where: str,
     ) -> LLMResult:
-        """The call once traced: cache, budget, then the provider."""
-        cached = self.cache.lookup(key)
-        if cached is not None:
-            return self._from_cache(trace, request, cached, where)
-        if self.cache.mode == "replay":
-            raise self.cache.miss(key, where)
+        """The call once traced: cache, budget, then the provider (``key``: None = no cache)."""
+        if key is not None:
+            cached = self.cache.lookup(key)
+            if cached is not None:
+                return self._from_cache(trace, request, cached, where)
+            if self.cache.mode == "replay":
+                raise self.cache.miss(key, where)
         model = request.model or self.model
         price = self.prices.price(self.provider.name, model, self._wall())
         price_known = self.provider.local or price is not None
@@ -295,7 +299,7 @@ class Gateway:
         request: LLMRequest,
         mode: OutputMode,
         json_schema: dict[str, Any] | None,
-        key: str,
+        key: str | None,
         where: str,
     ) -> LLMResult:
         """Call the provider (retried), validate, price, charge, record and finish the trace."""
@@ -348,7 +352,7 @@ class Gateway:
             self._fail(trace, exc, spent, request, response=reply.text)
             raise
         cost, price_status = self._charge(request, spent, reply.text)
-        if self.cache.mode == "record":
+        if key is not None and self.cache.mode == "record":
             self._record(request, json_schema, key, reply, value, time.monotonic() - started)
         record = self.monitor.finish(
             trace,

@@ -274,11 +274,14 @@ def parse_answer(
             where=where,
             hint="raise max_tokens for this request, or shorten the prompt",
         )
-    value = extract_json(text, where=where)
+    stripped = text.strip()
+    try:  # the usual answer: the whole text is the JSON object (checked finite, then validated)
+        _loads(stripped)
+        document = stripped
+    except ValueError:  # JSON in a fence or in prose: validate the value found, re-serialised
+        document = json.dumps(extract_json(text, where=where), ensure_ascii=False, allow_nan=False)
     try:
-        return schema.model_validate_json(
-            json.dumps(value, ensure_ascii=False, allow_nan=False), strict=True
-        )
+        return schema.model_validate_json(document, strict=True)
     except ValidationError as exc:
         raise LLMInvalidOutput(
             f"the answer does not match {schema.__name__}: {_describe_validation_error(exc)}",

@@ -142,6 +142,20 @@ class LLMRequest:
         """The messages as one text (``role: content`` lines), for excerpts and capture."""
         return "\n".join(f"{m.role}: {m.content}" for m in self.messages)
 
+    def resolved(self, messages: tuple[Message, ...], model: str, seed: int | None) -> LLMRequest:
+        """This request with the messages, model and seed the gateway sends (self if equal).
+
+        Same result as :func:`dataclasses.replace`, a tenth of its cost (a shallow copy of
+        the fields, already valid: nothing is re-checked).
+        """
+        if messages is self.messages and model == self.model and seed == self.seed:
+            return self
+        copy = object.__new__(LLMRequest)
+        fields_ = copy.__dict__
+        fields_.update(self.__dict__)
+        fields_["messages"], fields_["model"], fields_["seed"] = messages, model, seed
+        return copy
+
 
 @dataclass(frozen=True)
 class ProviderCall:

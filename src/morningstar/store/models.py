@@ -206,9 +206,12 @@ class LLMCallRow(Base):
     __tablename__ = "llm_calls"
     __table_args__ = (
         sa.CheckConstraint(_in("status", LLM_CALL_STATUSES), name="status"),
-        sa.Index(None, "model", "started_at"),
-        sa.Index(None, "caller", "started_at"),
-        sa.Index(None, "status", "started_at"),
+        # the history is read newest first by (started_at, id): these indexes give that order
+        # without a sort, also under a filter and for deep pages
+        sa.Index(None, "started_at", "id"),
+        sa.Index(None, "model", "started_at", "id"),
+        sa.Index(None, "caller", "started_at", "id"),
+        sa.Index(None, "status", "started_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
@@ -222,7 +225,7 @@ class LLMCallRow(Base):
     status: Mapped[str] = mapped_column(sa.String(24))
     error_type: Mapped[str | None] = mapped_column(sa.String(128))
     error_message: Mapped[str | None] = mapped_column(sa.Text())
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
     latency_s: Mapped[float] = mapped_column(sa.Float())
     ttft_s: Mapped[float | None] = mapped_column(sa.Float())

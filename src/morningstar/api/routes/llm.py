@@ -13,6 +13,7 @@ from morningstar.api.schemas import (
     CallRecordOut,
     HistoryOut,
     json_response,
+    raw_json_response,
 )
 from morningstar.errors import StorageError
 from morningstar.llm.monitor import LLMMonitor
@@ -70,8 +71,10 @@ def history(
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE, detail=exc.one_line()
         ) from exc
-    body = {"limit": limit, "offset": offset, "count": len(records), "items": records}
-    return json_response(HistoryOut.model_validate(body, from_attributes=True))
+    items = [r.to_row() for r in records]  # the columns, in CallRecordOut's order
+    return raw_json_response(
+        {"limit": limit, "offset": offset, "count": len(items), "items": items}
+    )
 
 
 @router.get("/calls/{call_id}", response_model=CallRecordOut)

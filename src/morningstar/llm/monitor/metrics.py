@@ -26,9 +26,18 @@ reported counts (absent usage is not observed as 0); the cost counter adds only 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from typing import cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 
 from morningstar.llm.monitor.records import CallRecord
 
@@ -75,88 +84,173 @@ class LabelCap:
         return OTHER
 
 
+class _Histogram:
+    """Bucket counts and sum of one label set (bounds as Prometheus ``le``: value <= bound)."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self, n_buckets: int) -> None:
+        self.counts = [0] * (n_buckets + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def cumulative(self, bounds: tuple[str, ...]) -> list[tuple[str, float]]:
+        """``(le, cumulative count)`` per bucket; ``bounds`` are the ``le`` labels."""
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip(bounds, self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+def _le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le`` label values Prometheus' own histograms give these bounds (+Inf last)."""
+    go_float = cast(Callable[[float], str], floatToGoString)
+    return tuple(go_float(b) for b in (*bounds, float("inf")))
+
+
+_DURATION_LE = _le_labels(DURATION_BUCKETS)
+_TOKEN_LE = _le_labels(TOKEN_BUCKETS)
+
+
 class MonitorMetrics:
-    """The monitor's Prometheus collectors, registered on ``registry``."""
+    """The monitor's Prometheus metrics, registered on ``registry`` as one collector.
+
+    Recording a call costs a few dictionary updates under one lock (no Prometheus client
+    object per sample): the families are built from these plain counters when Prometheus
+    scrapes (:meth:`collect`). The exposition is what ``Histogram`` / ``Counter`` / ``Gauge``
+    of ``prometheus_client`` would produce (buckets with ``le``, ``_sum``, ``_count``,
+    ``_total``), without the ``_created`` samples.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.model = LabelCap()
         self.provider = LabelCap()
         self.error_type = LabelCap()
-        self.duration = Histogram(
-            "gen_ai_client_operation_duration_seconds",
-            "Duration of GenAI client operations (LLM calls), in seconds.",
-            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.tokens = Histogram(
-            "gen_ai_client_token_usage",
-            "Tokens used per GenAI client operation (only reported counts).",
-            [
-                "gen_ai_operation_name",
-                "gen_ai_provider_name",
-                "gen_ai_request_model",
-                "gen_ai_token_type",
-            ],
-            buckets=TOKEN_BUCKETS,
-            registry=registry,
-        )
-        self.requests = Counter(
-            "morningstar_llm_requests",
-            "Finished LLM calls by outcome.",
-            ["provider", "model", "status"],
-            registry=registry,
-        )
-        self.cost = Counter(
-            "morningstar_llm_cost_usd",
-            "Cost of LLM calls with a known price, in US dollars.",
-            ["provider", "model"],
-            registry=registry,
-        )
-        self.active = Gauge(
-            "morningstar_llm_active_requests",
-            "LLM calls in flight in this process.",
-            ["provider", "model"],
-            registry=registry,
-        )
-        self.dropped = Counter(
-            "morningstar_llm_dropped_records",
-            "Call records not written to the database (queue full or database error).",
-            registry=registry,
-        )
-        self._children: dict[tuple[object, ...], Any] = {}
-        self.stalls = Counter(
-            "morningstar_llm_stalls",
-            "Calls detected as stalled (each call counted once).",
-            registry=registry,
-        )
+        self._lock = threading.Lock()
+        self._active: dict[tuple[str, str], int] = {}
+        self._duration: dict[tuple[str, str, str, str], _Histogram] = {}
+        self._tokens: dict[tuple[str, str, str, str], _Histogram] = {}
+        self._requests: dict[tuple[str, str, str], int] = {}
+        self._cost: dict[tuple[str, str], float] = {}
+        self._dropped = 0
+        self._stalls = 0
+        registry.register(self)
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, looked up once per label set (labels() costs a lock
-        and validation per call; the label sets are bounded, so is this dict)."""
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    # -- recording ----------------------------------------------------------------------------
 
     def started(self, provider: str, model: str) -> None:
         """A call started."""
-        self._child(self.active, self.provider(provider), self.model(model)).inc()
+        key = (self.provider(provider), self.model(model))
+        with self._lock:
+            self._active[key] = self._active.get(key, 0) + 1
 
     def finished(self, record: CallRecord) -> None:
         """A call finished: observe its duration, tokens, outcome and cost."""
         provider = self.provider(record.provider)
         model = self.model(record.model)
         op = record.operation
-        self._child(self.active, provider, model).dec()
         error_type = self.error_type(record.error_type) if record.error_type else ""
-        self._child(self.duration, op, provider, model, error_type).observe(record.latency_s)
-        if record.input_tokens is not None:
-            self._child(self.tokens, op, provider, model, "input").observe(record.input_tokens)
-        if record.output_tokens is not None:
-            self._child(self.tokens, op, provider, model, "output").observe(record.output_tokens)
-        self._child(self.requests, provider, model, record.status).inc()
-        if record.cost_usd is not None:
-            self._child(self.cost, provider, model).inc(max(record.cost_usd, 0.0))
+        with self._lock:
+            key = (provider, model)
+            self._active[key] = self._active.get(key, 0) - 1
+            self._observe(self._duration, (op, provider, model, error_type), record.latency_s,
+                          DURATION_BUCKETS)  # fmt: skip
+            if record.input_tokens is not None:
+                self._observe(self._tokens, (op, provider, model, "input"), record.input_tokens,
+                              TOKEN_BUCKETS)  # fmt: skip
+            if record.output_tokens is not None:
+                self._observe(self._tokens, (op, provider, model, "output"),
+                              record.output_tokens, TOKEN_BUCKETS)  # fmt: skip
+            status = (provider, model, record.status)
+            self._requests[status] = self._requests.get(status, 0) + 1
+            if record.cost_usd is not None:
+                self._cost[key] = self._cost.get(key, 0.0) + max(record.cost_usd, 0.0)
+
+    @staticmethod
+    def _observe(
+        table: dict[tuple[str, str, str, str], _Histogram],
+        key: tuple[str, str, str, str],
+        value: float,
+        bounds: tuple[float, ...],
+    ) -> None:
+        hist = table.get(key)
+        if hist is None:
+            hist = table[key] = _Histogram(len(bounds))
+        hist.counts[bisect_left(bounds, value)] += 1
+        hist.total += value
+
+    def dropped(self, count: int = 1) -> None:
+        """Records not written to the database."""
+        with self._lock:
+            self._dropped += count
+
+    def stalled(self) -> None:
+        """A call was detected as stalled."""
+        with self._lock:
+            self._stalls += 1
+
+    # -- exposition -----------------------------------------------------------------------------
+
+    def describe(self) -> list[Metric]:
+        """No fixed description: the registry then calls :meth:`collect` to learn the names."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families, built from the counters (called by each scrape)."""
+        with self._lock:
+            duration = {k: (h.cumulative(_DURATION_LE), h.total) for k, h in self._duration.items()}
+            tokens = {k: (h.cumulative(_TOKEN_LE), h.total) for k, h in self._tokens.items()}
+            requests = dict(self._requests)
+            cost = dict(self._cost)
+            active = dict(self._active)
+            dropped, stalls = self._dropped, self._stalls
+        family = HistogramMetricFamily(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of GenAI client operations (LLM calls), in seconds.",
+            labels=["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
+                    "error_type"],
+        )  # fmt: skip
+        for key, (buckets, total) in duration.items():
+            family.add_metric(list(key), buckets, total)
+        yield family
+        family = HistogramMetricFamily(
+            "gen_ai_client_token_usage",
+            "Tokens used per GenAI client operation (only reported counts).",
+            labels=["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
+                    "gen_ai_token_type"],
+        )  # fmt: skip
+        for key, (buckets, total) in tokens.items():
+            family.add_metric(list(key), buckets, total)
+        yield family
+        counter = CounterMetricFamily(
+            "morningstar_llm_requests", "Finished LLM calls by outcome.",
+            labels=["provider", "model", "status"],
+        )  # fmt: skip
+        for status, count in requests.items():
+            counter.add_metric(list(status), count)
+        yield counter
+        counter = CounterMetricFamily(
+            "morningstar_llm_cost_usd", "Cost of LLM calls with a known price, in US dollars.",
+            labels=["provider", "model"],
+        )  # fmt: skip
+        for pair, usd in cost.items():
+            counter.add_metric(list(pair), usd)
+        yield counter
+        gauge = GaugeMetricFamily(
+            "morningstar_llm_active_requests", "LLM calls in flight in this process.",
+            labels=["provider", "model"],
+        )  # fmt: skip
+        for pair, running in active.items():
+            gauge.add_metric(list(pair), running)
+        yield gauge
+        yield CounterMetricFamily(
+            "morningstar_llm_dropped_records",
+            "Call records not written to the database (queue full or database error).",
+            value=dropped,
+        )
+        yield CounterMetricFamily(
+            "morningstar_llm_stalls", "Calls detected as stalled (each call counted once).",
+            value=stalls,
+        )  # fmt: skip

@@ -19,7 +19,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +144,7 @@ class LLMMonitor:
         self._stop = threading.Event()
         self._exporter = OtlpSpanExporter(otlp_endpoint) if otlp_endpoint else None
         self._recorder = (
-            CallRecorder(db, queue_size=queue_size, on_drop=self._metrics.dropped.inc, clock=clock)
+            CallRecorder(db, queue_size=queue_size, on_drop=self._metrics.dropped, clock=clock)
             if db is not None
             else None
         )
@@ -213,7 +212,6 @@ class LLMMonitor:
             template_version=template_version,
             streamed=streamed,
             operation=operation,
-            capture=self.capture,
             started_at=self._wall(),
             t0=self._clock(),
         )
@@ -360,7 +358,7 @@ class LLMMonitor:
         page = kept[offset : offset + limit]
         if include_text:
             return page
-        return [replace(r, prompt=None, response=None) for r in page]
+        return [r.without_text() for r in page]
 
     def aggregates(self) -> dict[str, Any]:
         """Per-model and per-caller stats of the finished calls.
@@ -514,7 +512,7 @@ class LLMMonitor:
                 self.stall_factor,
                 alert.p95_s,
             )
-            self._metrics.stalls.inc()
+            self._metrics.stalled()
             if self._on_alert is not None:
                 try:
                     self._on_alert(alert)

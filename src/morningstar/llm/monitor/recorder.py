@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 #: Most rows inserted in one transaction.
 BATCH_ROWS = 500
+#: Seconds the writer waits after the first record of a batch for more to arrive, so a busy
+#: caller's records are written a few transactions a second, not one each (the writer then
+#: wakes rarely and takes the interpreter from the callers rarely). Flush and close cut it short.
+LINGER_S = 0.05
 #: Seconds between two "records dropped" warnings.
 DROP_WARNING_EVERY_S = 60.0
 _TABLE: sa.Table = LLMCallRow.__table__  # type: ignore[assignment]
@@ -98,6 +102,7 @@ class CallRecorder:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = 0
+        self._hurry = threading.Event()  # flush / close: write now, no linger
         self._dropped = 0
         self._written = 0
         self._last_warning: float | None = None
@@ -147,6 +152,7 @@ class CallRecorder:
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every queued record is written (or dropped); True if done in time."""
         deadline = time.monotonic() + timeout_s
+        self._hurry.set()
         with self._idle:
             while self._pending:
                 left = deadline - time.monotonic()
@@ -161,6 +167,7 @@ class CallRecorder:
             if self._closed:
                 return
             self._closed = True
+        self._hurry.set()
         try:
             self._queue.put(_STOP, timeout=timeout_s)
         except queue.Full:  # pragma: no cover - the writer is stuck on the database
@@ -204,6 +211,8 @@ class CallRecorder:
                 stop = True
             else:
                 batch.append(item)
+                if self._queue.qsize() < BATCH_ROWS:
+                    self._hurry.wait(LINGER_S)  # set by flush / close until all is written
             while not stop and len(batch) < BATCH_ROWS:
                 try:
                     item = self._queue.get_nowait()
@@ -231,12 +240,13 @@ class CallRecorder:
             with self._idle:
                 self._pending -= len(batch)
                 if not self._pending:
+                    if not self._closed:
+                        self._hurry.clear()
                     self._idle.notify_all()
 
 
 def _record(row: sa.Row[Any]) -> CallRecord:
-    values: tuple[Any, ...] = tuple(row)  # selected in RECORD_COLUMNS order
-    return CallRecord(*values)
+    return CallRecord.from_row(tuple(row))  # selected in RECORD_COLUMNS order
 
 
 def query_history(

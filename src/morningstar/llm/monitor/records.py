@@ -6,16 +6,63 @@
 * :class:`CallRecord` is one finished call, column for column a row of ``llm_calls``;
 * :class:`StallAlert` says that a call runs far longer than its model usually takes.
 
-Every text field here is already redacted (see :mod:`morningstar.llm.monitor.capture`).
+Every text these types return is redacted (see :mod:`morningstar.llm.monitor.capture`). The
+redaction of a call's prompt excerpt, captured prompt and captured response is done on first
+read, not by the caller of the LLM: the monitor's writer thread reads them when it stores the
+record, the API when it shows it (:class:`RecordTexts`), so it costs the call nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-__all__ = ["RECORD_COLUMNS", "ActiveCall", "CallRecord", "CallTrace", "StallAlert"]
+from morningstar.llm.monitor.capture import CaptureMode, capture_text, excerpt
+
+__all__ = ["RECORD_COLUMNS", "ActiveCall", "CallRecord", "CallTrace", "RecordTexts", "StallAlert"]
+
+
+class RecordTexts:
+    """The captured prompt and response of one call, redacted on first read.
+
+    Holds the raw texts until then (in memory only), and drops them once redacted. Safe to read
+    from several threads: each reader gets the same redacted pair (the pair is published before
+    the raw texts are dropped).
+
+    Args:
+        prompt, response: the texts as sent and received (None: none).
+        capture: the capture mode applied on first read; None = the texts are already captured
+            and redacted (records read back from the database).
+    """
+
+    __slots__ = ("_done", "_raw")
+
+    def __init__(
+        self, prompt: str | None, response: str | None, capture: CaptureMode | None
+    ) -> None:
+        if capture is None or (prompt is None and response is None):
+            self._done: tuple[str | None, str | None] | None = (prompt, response)
+            self._raw: tuple[str | None, str | None, CaptureMode] | None = None
+        else:
+            self._done = None
+            self._raw = (prompt, response, capture)
+
+    def get(self) -> tuple[str | None, str | None]:
+        """(prompt, response), captured and redacted."""
+        raw = self._raw  # read before _done: a concurrent reader publishes _done first
+        done = self._done
+        if done is None:
+            assert raw is not None  # _raw is only dropped after _done is set
+            prompt, response, capture = raw
+            done = (capture_text(prompt, capture), capture_text(response, capture))
+            self._done = done
+            self._raw = None
+        return done
+
+
+NO_TEXT = RecordTexts(None, None, None)
 
 
 @dataclass
@@ -30,7 +77,6 @@ class CallTrace:
         operation: the GenAI operation name (``chat``).
         template_id, template_version: the prompt template, when there is one.
         streamed: whether the answer is streamed.
-        prompt_excerpt: the first 200 characters of the prompt, redacted.
         started_at: wall-clock start, aware UTC.
         t0: the monitor's monotonic clock at start, in seconds.
         ttft_s: time to the first streamed token, in seconds (None until it arrives).
@@ -45,14 +91,22 @@ class CallTrace:
     template_id: str | None
     template_version: int | None
     streamed: bool
-    prompt_excerpt: str
     started_at: datetime
     t0: float
     ttft_s: float | None = None
     retries: int = 0
-    _prompt: str | None = field(default=None, repr=False, compare=False)
+    _prompt: str = field(default="", repr=False, compare=False)  # raw: never shown as is
+    _excerpt: str | None = field(default=None, repr=False, compare=False)
     _stalled: bool = field(default=False, repr=False, compare=False)
     _finished: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def prompt_excerpt(self) -> str:
+        """The first 200 characters of the prompt, redacted (computed on first read)."""
+        text = self._excerpt
+        if text is None:
+            text = self._excerpt = excerpt(self._prompt)
+        return text
 
     @property
     def stalled(self) -> bool:
@@ -104,6 +158,9 @@ class CallRecord:
     when the price is unknown (``price_status`` ``unknown``); ``prompt`` / ``response`` are None
     when capture is ``off``. Times: ``started_at`` / ``finished_at`` aware UTC, ``latency_s`` and
     ``ttft_s`` in seconds on the monotonic clock.
+
+    ``prompt`` and ``response`` are properties: the texts are redacted on first read
+    (:class:`RecordTexts`); ``to_row`` / ``to_dict`` hold them like the other columns.
     """
 
     id: str
@@ -130,8 +187,30 @@ class CallRecord:
     retries: int
     streamed: bool
     cache_key: str | None
-    prompt: str | None
-    response: str | None
+    texts: RecordTexts = field(default=NO_TEXT, repr=False, compare=False)
+
+    @classmethod
+    def from_row(cls, values: Sequence[Any]) -> CallRecord:
+        """A record from column values in :data:`RECORD_COLUMNS` order (texts already stored)."""
+        record = object.__new__(cls)  # the columns are the stored ones: no __init__ needed
+        fields_ = record.__dict__
+        fields_.update(zip(_FIELD_NAMES, values, strict=False))
+        fields_["texts"] = RecordTexts(values[-2], values[-1], None)
+        return record
+
+    @property
+    def prompt(self) -> str | None:
+        """The captured prompt, redacted (None when capture is ``off``)."""
+        return self.texts.get()[0]
+
+    @property
+    def response(self) -> str | None:
+        """The captured response, redacted (None when capture is ``off`` or no answer)."""
+        return self.texts.get()[1]
+
+    def without_text(self) -> CallRecord:
+        """The same record without its prompt and response."""
+        return replace(self, texts=NO_TEXT)
 
     @property
     def ok(self) -> bool:
@@ -144,8 +223,11 @@ class CallRecord:
         return self.input_tokens is not None or self.output_tokens is not None
 
     def to_row(self) -> dict[str, Any]:
-        """The column values for an insert into ``llm_calls``."""
-        return dict(self.__dict__)  # exactly the fields: a frozen dataclass without slots
+        """The column values for an insert into ``llm_calls`` (redacts the texts if not yet)."""
+        row = dict(self.__dict__)  # the fields: a frozen dataclass without slots
+        del row["texts"]
+        row["prompt"], row["response"] = self.texts.get()
+        return row
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly mapping (datetimes as ISO-8601, absent values None)."""
@@ -155,8 +237,14 @@ class CallRecord:
         return data
 
 
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(CallRecord) if f.name != "texts")
+
 #: The column names of ``llm_calls``, in :class:`CallRecord` order.
-RECORD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CallRecord))
+RECORD_COLUMNS: tuple[str, ...] = (
+    *(f.name for f in fields(CallRecord) if f.name != "texts"),
+    "prompt",
+    "response",
+)
 
 
 @dataclass(frozen=True)

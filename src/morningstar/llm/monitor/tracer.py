@@ -4,7 +4,9 @@ The monitor keeps the state and the locks; these functions turn a call's inputs 
 :class:`~morningstar.llm.monitor.records.CallTrace` at start, an
 :class:`~morningstar.llm.monitor.records.ActiveCall` snapshot while it runs, and a
 :class:`~morningstar.llm.monitor.records.CallRecord` when it ends, redacting every text on the
-way (see :mod:`morningstar.llm.monitor.capture`).
+way (see :mod:`morningstar.llm.monitor.capture`): the prompt excerpt and the captured texts
+are redacted on first read (:class:`~morningstar.llm.monitor.records.RecordTexts`), the error
+message at once.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from morningstar.errors import LLMError
-from morningstar.llm.monitor.capture import CaptureMode, capture_text, error_message, excerpt
-from morningstar.llm.monitor.records import ActiveCall, CallRecord, CallTrace
+from morningstar.llm.monitor.capture import CaptureMode, error_message
+from morningstar.llm.monitor.records import ActiveCall, CallRecord, CallTrace, RecordTexts
 from morningstar.llm.types import Usage
 from morningstar.store.models import LLM_CALL_STATUSES
 
@@ -58,11 +60,10 @@ def new_trace(
     template_version: int | None,
     streamed: bool,
     operation: str,
-    capture: CaptureMode,
     started_at: datetime,
     t0: float,
 ) -> CallTrace:
-    """A new trace with a fresh id, the redacted excerpt and the captured prompt."""
+    """A new trace with a fresh id, holding the prompt (redacted when shown or recorded)."""
     return CallTrace(
         id=new_call_id(),
         provider=provider,
@@ -72,10 +73,9 @@ def new_trace(
         template_id=template_id,
         template_version=template_version,
         streamed=streamed,
-        prompt_excerpt=excerpt(prompt),
         started_at=started_at,
         t0=t0,
-        _prompt=capture_text(prompt, capture),
+        _prompt=prompt,
     )
 
 
@@ -160,8 +160,7 @@ def build_record(
         retries=trace.retries,
         streamed=trace.streamed,
         cache_key=cache_key,
-        prompt=trace._prompt,
-        response=capture_text(response, capture),
+        texts=RecordTexts(trace._prompt, response, capture),
     )
 
 

@@ -26,12 +26,21 @@ from typing import Any, Literal
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from morningstar.core.timeframe import parse_timeframe
 from morningstar.core.types import parse_pair
 from morningstar.errors import ConfigError
+from morningstar.model.specs import FeatureSpec, LabelSpec
 
 __all__ = [
     "ApiSettings",
@@ -39,12 +48,17 @@ __all__ = [
     "DataSettings",
     "DatabaseSettings",
     "ExchangeSettings",
+    "HeadsSpec",
     "LLMBudget",
     "LLMSettings",
     "LoggingSettings",
+    "LossWeights",
+    "ModelSettings",
+    "NetworkSpec",
     "RiskSettings",
     "ScaleSettings",
     "Settings",
+    "TrainSpec",
     "default_config_path",
     "iter_secrets",
     "load_settings",
@@ -201,6 +215,111 @@ class LoggingSettings(_Section):
     file_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "DEBUG"
 
 
+class HeadsSpec(_Section):
+    """Which heads of the ML model are trained and predicted (at least one)."""
+
+    signal: bool = Field(True, description="3-class direction: down / neutral / up")
+    volatility: bool = Field(True, description="expected per-bar volatility over the horizon")
+    regime: bool = Field(True, description="market regime class")
+    sltp: bool = Field(True, description="stop-loss / take-profit distances (multiples of sigma)")
+
+    @model_validator(mode="after")
+    def _one_head(self) -> HeadsSpec:
+        if not self.active:
+            raise ValueError("switch at least one head on (signal, volatility, regime, sltp)")
+        return self
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """Names of the heads switched on, in a fixed order."""
+        return tuple(h for h in ("signal", "volatility", "regime", "sltp") if getattr(self, h))
+
+
+class LossWeights(_Section):
+    """Weight of each head's loss in the training loss (a weighted sum)."""
+
+    signal: float = Field(1.0, ge=0, le=100)
+    volatility: float = Field(0.5, ge=0, le=100)
+    regime: float = Field(0.5, ge=0, le=100)
+    sltp: float = Field(0.25, ge=0, le=100)
+
+
+class NetworkSpec(_Section):
+    """Size and shape of the EnhancedHybridModel (see docs/model.md)."""
+
+    conv_channels: int = Field(32, ge=4, le=512, description="channels of the 1-D convolution")
+    conv_kernel: int = Field(5, ge=1, le=31, description="kernel width in bars (odd)")
+    conv_stride: int = Field(2, ge=1, le=8, description="stride: 2 halves the recurrent steps")
+    rnn: Literal["gru", "lstm"] = "gru"
+    hidden: int = Field(64, ge=4, le=1024, description="recurrent hidden size")
+    layers: int = Field(1, ge=1, le=4, description="recurrent layers")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    attention: bool = Field(True, description="attention pooling over time; off = last state")
+    heads: HeadsSpec = Field(default_factory=HeadsSpec)
+    loss_weights: LossWeights = Field(default_factory=LossWeights)
+
+    @field_validator("conv_kernel")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"{value} is not odd (the convolution is centred)")
+        return value
+
+
+class TrainSpec(_Section):
+    """How the ML model is trained: chronological split, embargo, optimiser, early stopping."""
+
+    val_fraction: float = Field(0.15, ge=0.02, le=0.5, description="validation share of bars")
+    test_fraction: float = Field(0.15, ge=0.02, le=0.5, description="held-out test share")
+    embargo: int | None = Field(
+        None, ge=0, le=100_000, description="bars between windows; empty = the label horizon"
+    )
+    walk_forward_folds: int = Field(
+        1, ge=1, le=20, description="> 1: retrain on an expanding window, one test window each"
+    )
+    epochs: int = Field(30, ge=1, le=1_000)
+    batch_size: int = Field(256, ge=8, le=8_192)
+    lr: float = Field(1e-3, gt=0, le=1)
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    patience: int = Field(5, ge=1, le=100, description="epochs without improvement, then stop")
+    grad_clip: float = Field(1.0, ge=0, le=100, description="max gradient norm; 0 = off")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when present")
+    torch_threads: int | None = Field(
+        None, ge=1, le=256, description="CPU threads for torch; empty = torch's default"
+    )
+    max_bars: int | None = Field(
+        None, ge=500, le=50_000_000, description="train on the last N bars only; empty = all"
+    )
+
+
+class ModelSettings(_Section):
+    """The ML model: features, labels, network, training, where artifacts go (docs/model.md)."""
+
+    features: FeatureSpec = Field(default_factory=FeatureSpec)
+    labels: LabelSpec = Field(default_factory=LabelSpec)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    training: TrainSpec = Field(default_factory=TrainSpec)
+    artifacts_dir: Path | None = Field(
+        None, description="where `morningstar train` saves models; empty = <data.dir>/models"
+    )
+
+    @field_validator("artifacts_dir")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @model_validator(mode="after")
+    def _embargo_covers_horizon(self) -> ModelSettings:
+        embargo = self.training.embargo
+        if embargo is not None and embargo < self.labels.horizon:
+            raise ValueError(
+                f"training.embargo ({embargo}) must be >= labels.horizon ({self.labels.horizon}):"
+                " training labels would overlap the validation and test windows"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """All settings. Build it with :func:`load_settings`, not directly."""
 
@@ -225,6 +344,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -249,6 +369,11 @@ class Settings(BaseSettings):
     def log_file(self) -> Path:
         """Where JSON-lines logs go."""
         return self.logging.file or self.data.dir / "logs" / "morningstar.jsonl"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where trained model artifacts go."""
+        return self.model.artifacts_dir or self.data.dir / "models"
 
 
 # --------------------------------------------------------------------------- loading

@@ -75,8 +75,17 @@ EXPORTS = {
     ],
     "morningstar.config": [
         "ApiSettings", "DashboardSettings", "DataSettings", "DatabaseSettings", "ExchangeSettings",
-        "LLMBudget", "LLMSettings", "LoggingSettings", "RiskSettings", "ScaleSettings", "Settings",
+        "HeadsSpec", "LLMBudget", "LLMSettings", "LoggingSettings", "LossWeights", "ModelSettings",
+        "NetworkSpec", "RiskSettings", "ScaleSettings", "Settings", "TrainSpec",
         "default_config_path", "iter_secrets", "load_settings", "settings_as_dict",
+    ],
+    "morningstar.model": [
+        "FeatureSpec", "LabelSpec", "ModelPredictor", "MorningstarModel",
+        "StrategySignalPredictor", "TrainResult", "make_labels", "prepare_inputs", "train_model",
+    ],
+    "morningstar.core.prediction": [
+        "SIGNAL_NAMES", "SIGNAL_VALUES", "Prediction", "PredictionBatch", "Predictor",
+        "signal_name",
     ],
 }  # fmt: skip
 

@@ -24,6 +24,7 @@ from rich.text import Text
 # the command modules register their commands on ``app`` when imported
 from morningstar.cli import (
     _llm,  # noqa: F401  (llm ask|status|history, serve)
+    _model,  # noqa: F401  (train)
     _research,  # noqa: F401  (backtest, sweep, walkforward)
 )
 from morningstar.cli._base import ARGV as _ARGV

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["OHLCV_COLUMNS", "Pair", "parse_pair"]
+if TYPE_CHECKING:
+    from datetime import datetime
+
+__all__ = ["OHLCV_COLUMNS", "Bar", "Pair", "parse_pair"]
 
 #: Column order of the OHLCV contract; the index is the bar OPEN time in UTC.
 OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
@@ -43,3 +47,23 @@ def parse_pair(text: str) -> Pair:
         raise ValueError(f"unknown pair {text!r}: write it as BASE/QUOTE, e.g. BTC/USDT or EUR/USD")
     base, quote, settle = match.groups()
     return Pair(base.upper(), quote.upper(), settle.upper() if settle else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One closed bar of one market, as a feed delivers it to the workflow.
+
+    Attributes:
+        ts: the bar's OPEN time (aware UTC), as in the OHLCV contract.
+        open, high, low, close: prices, quote currency.
+        volume: base volume.
+        close_ts: the bar's CLOSE time (``ts`` + the timeframe): when it became known.
+    """
+
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    close_ts: datetime

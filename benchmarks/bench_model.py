@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import tempfile
 import time
@@ -102,6 +103,19 @@ def train_series(name: str, path: Path, settings: Any) -> dict[str, Any]:
         "test": result.metrics["test"],
         "artifact": str(trained.path),
     }
+
+
+def _version(path: Path) -> int:
+    """N of an artifact directory ``<name>-v<N>`` (numeric: v10 sorts after v2)."""
+    match = re.search(r"-v(\d+)$", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def _dumps(report: Any) -> str:
+    """JSON with numpy scalars as numbers (never strings), NaN as null."""
+    from morningstar.model.artifact import jsonable
+
+    return json.dumps(jsonable(report), indent=2, allow_nan=False)
 
 
 def _median_time(fn: Any, repeats: int) -> float:
@@ -184,10 +198,10 @@ def main() -> None:
             f"{args.threads}, device cpu)",
             "runs": runs,
         }
-        (RESULTS / "model_training.json").write_text(json.dumps(report, indent=2, default=str))
+        (RESULTS / "model_training.json").write_text(_dumps(report))
     if args.infer:
         if btc_model is None:
-            existing = sorted(ARTIFACTS.glob("binance_btc_usdt-5m-v*"))
+            existing = sorted(ARTIFACTS.glob("binance_btc_usdt-5m-v*"), key=_version)
             btc_model = existing[-1] if existing else None
         if btc_model is None:
             quick = _settings(20_000, 1, args.threads)
@@ -195,8 +209,8 @@ def main() -> None:
                 train_series("BTC", SERIES["BTC/USDT 5m (Binance)"], quick)["artifact"]
             )
         speed = {"machine": _machine(), "model": str(btc_model), **infer(btc_model, args.repeats)}
-        print(json.dumps(speed, indent=2))
-        (RESULTS / "model.json").write_text(json.dumps(speed, indent=2))
+        print(_dumps(speed))
+        (RESULTS / "model.json").write_text(_dumps(speed))
 
 
 if __name__ == "__main__":

@@ -179,3 +179,167 @@ def test_calibration_probabilities_sum_to_one() -> None:
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     e = np.exp(np.array([1.0, 0.5, -1.0]))
     np.testing.assert_allclose(probs[0], e / e.sum())
+
+
+# ---------------------------------------------------------------- review findings (PR 5 follow-up)
+
+
+@pytest.fixture(scope="module")
+def trained(bars: pd.DataFrame) -> Any:
+    if not torch_available():
+        pytest.skip("PyTorch is not installed")
+    return tiny_train(bars)
+
+
+def _samples(bars: pd.DataFrame, result: Any, window: dict[str, Any]) -> np.ndarray:
+    """Bar positions of the usable samples in ``window``, derived from the public API only:
+    a complete window with no NaN, every label known and sigma_t > 0."""
+    from morningstar.model.features import prepare_inputs
+    from morningstar.model.labels import make_labels
+
+    labels = make_labels(bars, result.labels)
+    prepared = prepare_inputs(bars, result.features, result.scaler)
+    ok = np.zeros(len(bars), dtype=bool)
+    ok[prepared.positions[prepared.valid]] = True
+    with np.errstate(invalid="ignore"):
+        ok &= labels.mask & np.isfinite(labels.sigma) & (labels.sigma > 0)
+    pos = np.flatnonzero(ok)
+    return pos[(pos >= window["start"]) & (pos < window["stop"])]
+
+
+def _numbers(scores: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in scores.items() if not isinstance(v, str)}
+
+
+def test_scaler_is_fitted_on_the_training_window_only(trained: Any, bars: pd.DataFrame) -> None:
+    from morningstar.model.features import FeatureScaler, compute_features
+
+    train = trained.windows[0]["train"]
+    raw = compute_features(bars, FEATURES)
+    expected = FeatureScaler.fit(raw[train["start"] : train["stop"]], kind=FEATURES.scaler,
+                                 clip=FEATURES.clip)  # fmt: skip
+    assert trained.scaler == expected
+    assert trained.scaler != FeatureScaler.fit(raw[train["start"] :], kind=FEATURES.scaler,
+                                               clip=FEATURES.clip)  # fmt: skip
+
+
+def test_changing_the_test_window_changes_nothing_but_the_test_scores(
+    trained: Any, bars: pd.DataFrame
+) -> None:
+    start = trained.windows[0]["test"]["start"]
+    changed = bars.copy()
+    other = make_bars(len(bars), "1h", seed=77).to_numpy()
+    changed.iloc[start:, :4] = other[start:, :4] * (bars["close"].iloc[start - 1] / other[start, 3])
+    changed.iloc[start:, 4] = other[start:, 4]
+    again = tiny_train(changed)
+    assert again.windows == trained.windows
+    assert again.calibration == trained.calibration  # fitted on validation samples only
+    assert again.scaler == trained.scaler
+    assert [h.val_loss for h in again.history] == [h.val_loss for h in trained.history]
+    for key, value in trained.network.state_dict().items():
+        assert bool((again.network.state_dict()[key] == value).all()), key
+    assert again.metrics["test"]["signal"] != trained.metrics["test"]["signal"]
+
+
+def test_baselines_come_from_the_training_window(trained: Any, bars: pd.DataFrame) -> None:
+    from morningstar.core.indicators import atr
+    from morningstar.model.labels import REGIME_CLASSES, make_labels
+
+    labels = make_labels(bars, LABELS)
+    train = _samples(bars, trained, trained.windows[0]["train"])
+    test = _samples(bars, trained, trained.windows[0]["test"])
+    got = trained.metrics["test"]
+    assert got["signal"]["n"] == test.size
+    for head, y, k, score in (("signal", labels.signal, 3, ev.score_signal),
+                              ("regime", labels.regime, len(REGIME_CLASSES), ev.score_regime)):  # fmt: skip
+        priors = ev.class_priors(y[train], k)
+        base = np.tile(priors, (test.size, 1))
+        expected = score(y[test], base, base)["baseline"]
+        assert _numbers(got[head]["baseline"]) == pytest.approx(_numbers(expected), rel=1e-12)
+        wrong = np.tile(ev.class_priors(y[test], k), (test.size, 1))  # the test window's priors
+        assert score(y[test], wrong, wrong)["baseline"]["log_loss"] != pytest.approx(
+            got[head]["baseline"]["log_loss"], rel=1e-9
+        )
+    close = bars["close"].to_numpy()
+    atr_in_sigma = atr(bars["high"].to_numpy(), bars["low"].to_numpy(), close, 14) / (
+        labels.sigma * close
+    )
+    sltp = np.clip(np.stack([labels.sl, labels.tp], axis=1), 0.0, 50.0)
+    k_train = np.nanmedian(sltp[train] / atr_in_sigma[train, None], axis=0)
+    base = atr_in_sigma[test, None] * k_train[None, :]
+    finite = np.isfinite(base).all(axis=1)
+    expected = ev.score_sltp(sltp[test][finite], base[finite], base[finite])["baseline"]
+    assert _numbers(got["sltp"]["baseline"]) == pytest.approx(_numbers(expected), rel=1e-12)
+
+
+def test_training_test_predictions_equal_predict_batch(trained: Any, bars: pd.DataFrame) -> None:
+    from morningstar.model.labels import make_labels
+    from morningstar.model.wrapper import MorningstarModel
+
+    labels = make_labels(bars, LABELS)
+    test = _samples(bars, trained, trained.windows[0]["test"])
+    batch = MorningstarModel.from_training(trained).predict_batch(bars)
+    assert batch.valid[test].all()
+    got = trained.metrics["test"]
+
+    def same(model: dict[str, float], expected: dict[str, float]) -> None:
+        for key, value in expected.items():
+            tol = 1e-3 if key == "ece" else 1e-5  # a confidence can cross an ECE bin edge
+            assert model[key] == pytest.approx(value, rel=tol, abs=1e-7), key
+
+    probs = batch.probabilities[test]
+    same(got["signal"]["model"], ev.score_signal(labels.signal[test], probs, probs)["model"])
+    regime = batch.regime_probabilities[test]
+    same(got["regime"]["model"], ev.score_regime(labels.regime[test], regime, regime)["model"])
+    vol = ev.score_volatility(labels.volatility[test], batch.volatility[test], labels.sigma[test])
+    same(got["volatility"]["model"], vol["model"])
+    short = batch.signal_value[test] < 0  # the heads predict a long's excursions; a short swaps
+    long_sl = np.where(short, batch.tp_mult[test], batch.sl_mult[test])
+    long_tp = np.where(short, batch.sl_mult[test], batch.tp_mult[test])
+    pred = np.stack([long_sl, long_tp], axis=1)
+    true = np.clip(np.stack([labels.sl[test], labels.tp[test]], axis=1), 0.0, 50.0)
+    assert got["sltp"]["n"] == test.size  # make_bars: the ATR baseline is finite everywhere
+    same(got["sltp"]["model"], ev.score_sltp(true, pred, pred)["model"])
+
+
+def test_any_accepted_bar_layout_trains_the_same_model(bars: pd.DataFrame) -> None:
+    canonical = tiny_train(bars, epochs=1)
+    for layout in (bars.rename(columns=str.upper), bars.reset_index()):
+        other = tiny_train(layout, epochs=1)
+        assert other.data == canonical.data  # same hash, first / last bar (not 1970)
+        assert other.windows == canonical.windows and other.metrics == canonical.metrics
+        assert other.timeframe == canonical.timeframe == "1h"
+
+
+def test_windows_are_plain_ints(trained: Any) -> None:
+    import json
+
+    for window in trained.windows[0].values():
+        assert type(window["start"]) is int and type(window["stop"]) is int
+    assert '"stop": "' not in json.dumps(trained.windows, default=str)
+
+
+def test_deterministic_restores_the_callers_torch_state() -> None:
+    import torch
+
+    from morningstar.model._torch import deterministic
+
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_num_threads())  # fmt: skip
+    try:
+        for enabled, warn_only in ((True, False), (True, True), (False, False)):
+            torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+            torch.manual_seed(123)
+            expected = torch.rand(4)  # what the caller would draw next without the block
+            torch.manual_seed(123)
+            with deterministic(7, threads=1):
+                assert torch.are_deterministic_algorithms_enabled()
+                inside = torch.rand(4)
+            assert torch.equal(torch.rand(4), expected)  # the global generator is untouched
+            assert torch.are_deterministic_algorithms_enabled() is enabled
+            assert torch.is_deterministic_algorithms_warn_only_enabled() is warn_only
+        torch.manual_seed(7)
+        assert torch.equal(inside, torch.rand(4))  # seeded inside
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.set_num_threads(before[2])

@@ -229,3 +229,200 @@ except ConfigError as exc:
     lines = proc.stdout.strip().splitlines()
     assert lines[0] in {"down", "neutral", "up"}
     assert lines[1].startswith("ERR PyTorch is not installed") and "pip install" in lines[1]
+
+
+# ---------------------------------------------------------------- review findings (PR 5 follow-up)
+
+SIMPLE = FeatureSpec(features=("ret_1", "range_pct", "body", "hour_sin"), seq_len=16)
+
+
+def untrained(features: FeatureSpec, labels: LabelSpec, bars: pd.DataFrame, **kw: Any) -> Any:
+    """A MorningstarModel with random weights (no training): enough for wrapper mechanics."""
+    import torch
+
+    from morningstar.model.features import FeatureScaler, compute_features
+    from morningstar.model.network import EnhancedHybridModel
+    from morningstar.model.wrapper import MorningstarModel
+
+    torch.manual_seed(0)
+    spec = NetworkSpec(conv_channels=8, hidden=8)
+    network = EnhancedHybridModel(len(features.names), spec)
+    raw = compute_features(bars, features, timeframe="1h", alt=kw.get("alt"))
+    scaler = FeatureScaler.fit(raw[:800], kind=features.scaler, clip=features.clip)
+    return MorningstarModel(network, features=features, labels=labels, network_spec=spec,
+                            scaler=scaler, calibration={}, timeframe="1h")  # fmt: skip
+
+
+def gappy_bars() -> pd.DataFrame:
+    """1h bars: 800 regular, then every other bar missing (1650 bars: 2h steps are the most
+    common overall, 1h steps in any prefix ending before bar ~1600, the training window's too)."""
+    full = make_bars(2500, "1h", seed=31)
+    return pd.concat([full.iloc[:800], full.iloc[800::2]])
+
+
+def alt_frame(bars: pd.DataFrame, seed: int = 3) -> pd.DataFrame:
+    """A value published every 20 minutes (so 3 rows fall between a 1h bar's close and 1h later)."""
+    stamps = pd.date_range(bars.index[0], bars.index[-1] + pd.Timedelta("2h"), freq="20min")
+    stamps = stamps + pd.Timedelta("7min")
+    values = np.random.default_rng(seed).normal(0.0, 1.0, len(stamps))
+    return pd.DataFrame({"funding": values}, index=stamps)
+
+
+def test_alt_data_model_joins_with_the_training_timeframe_on_gappy_bars(tmp_path: Path) -> None:
+    from morningstar.model.predictors import ModelPredictor
+    from morningstar.model.training import train_model
+    from morningstar.model.wrapper import MorningstarModel
+
+    bars, alt = gappy_bars(), None
+    alt = alt_frame(bars)
+    spec = FeatureSpec(features=("ret_1", "range_pct", "body"), alt_columns=("funding",),
+                       seq_len=16)  # fmt: skip
+    settings: dict[str, Any] = {"features": spec, "labels": LABELS, "alt": alt,
+        "network": NetworkSpec(conv_channels=8, hidden=8),
+        "training": TrainSpec(epochs=1, batch_size=128, torch_threads=1, device="cpu")}  # fmt: skip
+    with pytest.raises(UserInputError, match="no timeframe was given"):
+        train_model(bars, **settings)  # inferring it would look at the test window
+    result = train_model(bars, timeframe="1h", **settings)
+    assert result.timeframe == "1h"
+    # without alt data a missing timeframe is inferred from the first training window only
+    # (1h there; 2h steps dominate the whole series)
+    plain = {**settings, "features": FeatureSpec(features=("ret_1", "body"), seq_len=16)}
+    del plain["alt"]
+    assert train_model(bars, **plain).timeframe == "1h"
+    model = MorningstarModel.from_training(result)
+    loaded = MorningstarModel.load(model.save(tmp_path / "alt-v1"))
+    assert json.loads((tmp_path / "alt-v1" / "model.json").read_text())["timeframe"] == "1h"
+    assert str(loaded.timeframe) == "1h"
+
+    batch = loaded.predict_batch(bars, alt=alt)
+    # prefixes ending in the regular part infer 1h, the whole series 2h: the model must use 1h
+    for t in (300, 499, 700, len(bars) - 1):
+        assert batch.valid[t]
+        single = loaded.prediction(bars.iloc[: t + 1], alt=alt)
+        row = batch.row(t)
+        assert single.signal == row.signal, t
+        for name, p in single.probabilities.items():
+            assert p == pytest.approx(row.probabilities[name], abs=1e-6), (t, name)
+        assert single.sl == pytest.approx(row.sl, rel=1e-6)
+    # alt rows published after a bar's close (open + 1h) never reach it
+    t = 450
+    close_t = bars.index[t] + pd.Timedelta("1h")
+    later = alt.copy()
+    later.loc[later.index > close_t, "funding"] += 5.0
+    again = loaded.predict_batch(bars, alt=later)
+    np.testing.assert_allclose(again.probabilities[: t + 1], batch.probabilities[: t + 1],
+                               atol=1e-6)  # fmt: skip
+    assert not np.allclose(again.probabilities[t + 1 :][again.valid[t + 1 :]],
+                           batch.probabilities[t + 1 :][batch.valid[t + 1 :]])  # fmt: skip
+
+    # the predictor port serves it with a frame or a callable, and refuses it without
+    with pytest.raises(UserInputError, match="needs alternative data") as info:
+        ModelPredictor(loaded)
+    assert "\n" not in str(info.value)
+    seen: list[int] = []
+
+    def provider(given: pd.DataFrame) -> pd.DataFrame:
+        seen.append(len(given))
+        return alt[alt.index <= given.index[-1] + pd.Timedelta("1h")]
+
+    for port in (ModelPredictor(loaded, alt=alt), ModelPredictor(loaded, alt=provider)):
+        assert port.predict(bars.iloc[:701]).as_dict() == loaded.predict(bars.iloc[:701], alt=alt)
+        np.testing.assert_array_equal(port.predict_batch(bars).probabilities, batch.probabilities)
+    assert seen == [701, len(bars)]
+
+    # an alt-data artifact without a recorded timeframe (older manifest) is refused
+    folder = tmp_path / "old-alt"
+    folder.mkdir()
+    manifest = json.loads((tmp_path / "alt-v1" / "model.json").read_text())
+    del manifest["timeframe"]
+    (folder / "model.json").write_text(json.dumps(manifest))
+    (folder / "weights.pt").write_bytes((tmp_path / "alt-v1" / "weights.pt").read_bytes())
+    with pytest.raises(UserInputError, match="records no bar timeframe"):
+        MorningstarModel.load(folder)
+
+
+def test_rows_without_a_positive_sigma_have_no_prediction_in_either_path() -> None:
+    # sigma_t needs 150 returns: windows complete long before (warm-up 1 + 16 bars)
+    bars = make_bars(400, "1h", seed=4)
+    model = untrained(SIMPLE, LabelSpec(horizon=8, vol_window=150), bars)
+    batch = model.predict_batch(bars)
+    assert not batch.valid[:150].any() and batch.valid[151:].all()
+    vol = batch.volatility[batch.valid]
+    assert np.isfinite(vol).all() and (vol > 0).all()
+    assert np.isnan(batch.sl[~batch.valid]).all()
+    for t in (40, 149):
+        with pytest.raises(DataValidationError, match="sigma_t"):
+            model.prediction(bars.iloc[: t + 1])
+    assert model.prediction(bars.iloc[:200]).sl == pytest.approx(batch.row(199).sl, rel=1e-6)
+
+    # a flat stretch: sigma_t = 0 once vol_window flat returns are in the window
+    flat = make_bars(400, "1h", seed=5)
+    level = float(flat["close"].iloc[199])
+    flat.iloc[200:260, :4] = level
+    model = untrained(SIMPLE, LabelSpec(horizon=8, vol_window=24), flat)
+    batch = model.predict_batch(flat)
+    # returns r_200 .. r_259 are 0: sigma_t = 0 from t = 223 (24 zero returns) to 259
+    assert batch.valid[150:223].all() and not batch.valid[223:260].any() and batch.valid[260:].all()
+    assert np.isnan(batch.sl[223:260]).all()  # not sl == tp == close
+    with pytest.raises(DataValidationError, match="sigma_t is 0") as info:
+        model.prediction(flat.iloc[:240])
+    assert "\n" not in str(info.value)
+
+
+def test_any_accepted_bar_layout_gives_the_same_predictions(model: Any, bars: pd.DataFrame) -> None:
+    capitalised = bars.rename(columns=str.capitalize)
+    with_column = bars.reset_index()  # a 'timestamp' column and a RangeIndex
+    assert "timestamp" in with_column.columns
+    expected = model.predict_batch(bars)
+    for layout in (capitalised, with_column):
+        got = model.predict_batch(layout)
+        assert got.index.equals(expected.index)  # bar times, not 0..n-1 (1970)
+        np.testing.assert_array_equal(got.valid, expected.valid)
+        np.testing.assert_array_equal(got.probabilities, expected.probabilities)
+        np.testing.assert_array_equal(got.sl, expected.sl)
+        assert model.predict(layout) == model.predict(bars)
+        assert model.prediction(layout).as_dict() == model.prediction(bars).as_dict()
+
+
+def test_device_and_batch_size_errors_are_one_line(saved: Path, bars: pd.DataFrame) -> None:
+    import torch
+
+    from morningstar.errors import ConfigError
+    from morningstar.model.wrapper import MorningstarModel
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available") as info:
+            MorningstarModel.load(saved, device="cuda")
+        assert "\n" not in str(info.value)
+    assert MorningstarModel.load(saved, device="auto").device in {"cpu", "cuda"}
+    with pytest.raises(ConfigError, match="unknown device"):
+        MorningstarModel.load(saved, device="gpu")
+    loaded = MorningstarModel.load(saved)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(UserInputError, match="batch_size") as err:
+            loaded.predict_batch(bars, batch_size=bad)
+        assert "\n" not in str(err.value)
+    small = loaded.predict_batch(bars, batch_size=7)
+    np.testing.assert_allclose(small.probabilities, loaded.predict_batch(bars).probabilities,
+                               atol=1e-6)  # fmt: skip
+
+
+def test_resaving_a_loaded_model_writes_fresh_creation_and_library_versions(
+    saved: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from morningstar.model.artifact import library_versions
+    from morningstar.model.wrapper import MorningstarModel
+
+    old = tmp_path / "old"
+    shutil.copytree(saved, old)
+    manifest = json.loads((old / "model.json").read_text())
+    manifest.update(created="2000-01-01T00:00:00+00:00", libraries={"morningstar": "0.0.1"})
+    (old / "model.json").write_text(json.dumps(manifest))
+    again = MorningstarModel.load(old).save(tmp_path / "again")
+    fresh = json.loads((again / "model.json").read_text())
+    assert fresh["created"] != "2000-01-01T00:00:00+00:00"
+    assert fresh["libraries"] == library_versions()
+    assert fresh["format_version"] == 1 and fresh["data"] == manifest["data"]
+    assert fresh["timeframe"] == manifest["timeframe"] == "1h"

@@ -22,8 +22,10 @@ sl / tp                price levels of the stop and the target for a trade in th
 
 A field is ``None`` when its head is inactive; :meth:`Prediction.as_dict` keeps only the keys of
 active heads. :class:`PredictionBatch` holds the same numbers for every bar of a series as
-arrays aligned to the bars (NaN / ``-1`` where there is no prediction: before warm-up, or a
-window with missing data), for backtests. ``batch.row(i)`` is the :class:`Prediction` of bar ``i``.
+arrays aligned to the bars, for backtests. Where there is no prediction (``valid`` is False:
+before warm-up, a window with missing data, or no usable volatility ``sigma_t``) the float
+columns hold NaN, ``regime`` holds ``-1`` and ``signal_value`` holds ``0``: check ``valid``, not
+the signal. ``batch.row(i)`` is the :class:`Prediction` of bar ``i``.
 
 Every predictor is point in time: the prediction for bar ``t`` depends on bars ``0..t`` only.
 """
@@ -134,8 +136,9 @@ def _opt(value: float) -> float | None:
 class PredictionBatch:
     """Predictions for every bar of a series, columnar, aligned to ``index`` (the bars' index).
 
-    Rows without a prediction (warm-up, missing data) hold NaN, and ``-1`` in the integer
-    columns. A column is ``None`` when its head is inactive.
+    Rows without a prediction (:attr:`valid` False: warm-up, missing data, no usable
+    ``sigma_t``) hold NaN in the float columns, ``-1`` in ``regime`` and ``0`` in
+    ``signal_value``. A column is ``None`` when its head is inactive.
 
     Attributes:
         index: the bars' index (OPEN times), one row per bar.

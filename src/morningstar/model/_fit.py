@@ -18,6 +18,8 @@ import pandas as pd
 
 from morningstar.config import NetworkSpec, TrainSpec
 from morningstar.core.indicators import atr
+from morningstar.core.timeframe import Timeframe
+from morningstar.model._bars import check_bars
 from morningstar.model._torch import require_torch
 from morningstar.model.features import FeatureScaler, FeatureSpec, prepare_inputs
 from morningstar.model.labels import REGIME_CLASSES
@@ -57,9 +59,15 @@ def collect(
     features: FeatureSpec,
     scaler: FeatureScaler,
     labels: Any,
-    timeframe: str | None,
+    timeframe: Timeframe | str | None,
     alt: pd.DataFrame | None,
 ) -> Data:
+    """The samples of ``bars``: windows with no NaN, known labels and ``sigma_t > 0``.
+
+    ``bars`` is read through ``check_bars`` (a contract frame passes through unchanged), so the
+    closes, highs and lows come from the same validated frame as the features.
+    """
+    bars = check_bars(bars, where="train_model")
     prepared = prepare_inputs(bars, features, scaler, timeframe=timeframe, alt=alt)
     positions = np.asarray(prepared.positions, dtype=np.int64)
     sigma_all = np.asarray(labels.sigma, dtype=np.float64)

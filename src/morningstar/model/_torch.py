@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -46,41 +47,58 @@ def require_torch() -> ModuleType:
         ) from (exc)
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, *, where: str = "model.training.device") -> str:
     """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; ``cuda`` without one is an error.
 
+    Args:
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        where: the setting or argument named in the error message.
+
     Raises:
-        ConfigError: ``cuda`` requested and no CUDA device is available.
+        ConfigError: ``cuda`` requested and no CUDA device is available, or an unknown device
+            (one line each).
     """
     torch = require_torch()
-    if device == "auto":
+    name = str(device).strip().lower()
+    if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "device cuda requested but no CUDA device is available",
-            where="model.training.device",
-            hint="use auto or cpu",
-        )
-    return device
+    if name == "cpu":
+        return name
+    if name == "cuda" or re.fullmatch(r"cuda:\d+", name):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {name} requested but CUDA is not available (no GPU visible to this "
+                "torch build)",
+                where=where,
+                hint="use auto or cpu",
+            )
+        return name
+    raise ConfigError(f"unknown device {device!r}", where=where, hint="use auto, cpu or cuda")
 
 
 @contextlib.contextmanager
 def deterministic(seed: int, threads: int | None = None) -> Iterator[Any]:
     """Seed torch, switch on deterministic algorithms (and set the CPU thread count) inside.
 
-    The previous settings are restored on exit. On CPU, the same seed, data and thread count
-    give bit-identical weights.
+    The caller's settings are restored on exit: deterministic algorithms on/off and their
+    ``warn_only`` flag, the thread count, and the global random number generators of torch
+    (CPU and every visible CUDA device, via ``torch.random.fork_rng``), so seeding here never
+    changes the random numbers the caller draws afterwards. On CPU, the same seed, data and
+    thread count give bit-identical weights.
     """
     torch = require_torch()
     previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     previous_threads = torch.get_num_threads()
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield torch
-    finally:
-        torch.use_deterministic_algorithms(previous)
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
         if threads is not None:
-            torch.set_num_threads(previous_threads)
+            torch.set_num_threads(threads)
+        try:
+            yield torch
+        finally:
+            torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
+            if threads is not None:
+                torch.set_num_threads(previous_threads)

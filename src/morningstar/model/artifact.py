@@ -6,6 +6,7 @@
       weights.pt     the network's state_dict only (loaded with ``weights_only=True``: no pickle
                      code runs)
       model.json     format and version, morningstar / torch / numpy / pandas / python versions,
+                     bar timeframe (alt data is joined as of each bar's close with it),
                      feature spec, label spec, network spec, training settings, the fitted
                      feature scaler, the signal calibration (temperature and bias), the class
                      names, the training data (source, first / last bar, bar count, SHA-256 of the
@@ -100,6 +101,9 @@ def write_artifact(
 ) -> Path:
     """Write ``weights.pt`` and ``model.json`` into ``path`` (created; must not hold a model).
 
+    ``format``, ``format_version``, ``created`` and ``libraries`` are always written fresh (a
+    manifest read from another artifact keeps everything else).
+
     Raises:
         UserInputError: ``path`` already holds a model (never overwritten).
         StorageError: the directory or a file cannot be written.
@@ -111,13 +115,14 @@ def write_artifact(
         raise UserInputError(
             "a model is already saved there", where=str(folder), hint="choose another --out"
         )
-    full = {
+    fresh = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "libraries": library_versions(),
-        **manifest,
     }
+    # written now, by these libraries: a re-saved (loaded) manifest's old values are replaced
+    full = {**fresh, **{k: v for k, v in manifest.items() if k not in fresh}}
     try:
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(dict(state_dict), folder / WEIGHTS_FILE)

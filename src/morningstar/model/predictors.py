@@ -28,8 +28,8 @@ This module does not import torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,11 @@ from morningstar.data.ohlcv import to_contract
 from morningstar.errors import UserInputError
 from morningstar.strategies import Bars, Strategy, load_strategy
 
-__all__ = ["ModelPredictor", "StrategySignalPredictor"]
+__all__ = ["AltSource", "ModelPredictor", "StrategySignalPredictor"]
+
+#: Alternative data for a model that uses it: a frame (index = publication times, UTC), or a
+#: callable given the bars of the call and returning such a frame (e.g. a store query up to now).
+AltSource: TypeAlias = pd.DataFrame | Callable[[pd.DataFrame], pd.DataFrame]
 
 
 class StrategySignalPredictor:
@@ -137,18 +141,50 @@ class StrategySignalPredictor:
 
 
 class ModelPredictor:
-    """The trained :class:`~morningstar.model.wrapper.MorningstarModel` as a predictor."""
+    """The trained :class:`~morningstar.model.wrapper.MorningstarModel` as a predictor.
 
-    def __init__(self, model: Any) -> None:
+    Args:
+        model: the model.
+        alt: alternative data, required when the model's feature spec has ``alt_columns``: a
+            frame, or a callable ``alt(bars) -> frame`` called on every ``predict`` /
+            ``predict_batch`` with the bars given. Either way the index holds the times each row
+            became known; the model joins them as of each bar's close (with the training
+            timeframe), so rows published later never reach a bar.
+
+    Raises:
+        UserInputError: the model needs alternative data and ``alt`` is None, or ``alt`` is
+            neither a frame nor a callable.
+    """
+
+    def __init__(self, model: Any, *, alt: AltSource | None = None) -> None:
+        needed = tuple(getattr(getattr(model, "features", None), "alt_columns", ()) or ())
+        if needed and alt is None:
+            raise UserInputError(
+                f"the model needs alternative data ({', '.join(needed)})",
+                where="ModelPredictor",
+                hint="pass alt=<frame indexed by publication time> or alt=<callable(bars) -> "
+                "frame>",
+            )
+        if alt is not None and not (isinstance(alt, pd.DataFrame) or callable(alt)):
+            raise UserInputError(
+                f"alt must be a DataFrame or a callable, got {type(alt).__name__}",
+                where="ModelPredictor",
+            )
         self.model = model
+        self.alt = alt
 
     def __repr__(self) -> str:
         return f"ModelPredictor({self.model!r})"
 
+    def _alt(self, bars: pd.DataFrame) -> pd.DataFrame | None:
+        if self.alt is None or isinstance(self.alt, pd.DataFrame):
+            return self.alt
+        return self.alt(bars)
+
     def predict(self, bars: pd.DataFrame) -> Prediction:
         """The model's prediction for the last bar (every active head)."""
-        return self.model.prediction(bars)  # type: ignore[no-any-return]
+        return self.model.prediction(bars, alt=self._alt(bars))  # type: ignore[no-any-return]
 
     def predict_batch(self, bars: pd.DataFrame) -> PredictionBatch:
         """The model's predictions for every bar."""
-        return self.model.predict_batch(bars)  # type: ignore[no-any-return]
+        return self.model.predict_batch(bars, alt=self._alt(bars))  # type: ignore[no-any-return]

@@ -46,8 +46,10 @@ import pandas as pd
 
 from morningstar.config import NetworkSpec, TrainSpec
 from morningstar.core.splits import walk_forward_splits
+from morningstar.core.timeframe import Timeframe
 from morningstar.errors import UserInputError
 from morningstar.model import evaluation as ev
+from morningstar.model._bars import check_bars, read_bars, resolve_timeframe
 from morningstar.model._fit import Data, Trainer, collect, select
 from morningstar.model._torch import deterministic, resolve_device
 from morningstar.model.features import (
@@ -61,8 +63,6 @@ __all__ = ["EpochLog", "FoldWindows", "TrainResult", "bars_sha256", "plan_window
 
 log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
-_ATR_PERIOD = 14
-_CLIP_MULT = 50.0
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,8 @@ class FoldWindows:
         for name in ("train", "val", "test"):
             start, stop = getattr(self, name)
             out[name] = {
-                "start": start,
-                "stop": stop,
+                "start": int(start),
+                "stop": int(stop),
                 "first": str(index[start]) if stop > start else None,
                 "last": str(index[stop - 1]) if stop > start else None,
             }
@@ -119,15 +119,17 @@ class TrainResult:
     train_seconds: float
     device: str
     data: dict[str, Any] = field(default_factory=dict)
+    timeframe: str | None = None  # the bar timeframe (caller's, else inferred from training bars)
 
 
 def bars_sha256(bars: pd.DataFrame) -> str:
     """SHA-256 of the bar arrays: int64 open times (ns) then open/high/low/close/volume float64."""
+    data = read_bars(bars, "bars")  # the contract frame: same hash for any accepted layout
     digest = hashlib.sha256()
-    index = pd.DatetimeIndex(bars.index)
+    index = pd.DatetimeIndex(data.index)
     digest.update(np.ascontiguousarray(index.asi8, dtype=np.int64).tobytes())
     for column in ("open", "high", "low", "close", "volume"):
-        digest.update(np.ascontiguousarray(bars[column].to_numpy(), dtype=np.float64).tobytes())
+        digest.update(np.ascontiguousarray(data[column].to_numpy(), dtype=np.float64).tobytes())
     return digest.hexdigest()
 
 
@@ -155,10 +157,11 @@ def plan_windows(first: int, stop: int, spec: TrainSpec, embargo: int) -> list[F
     )
     out = []
     for split in splits[:folds]:
-        fit_stop = first + split.train[-1] + 1
+        fit_stop = int(first + split.train[-1] + 1)
         val = (fit_stop - n_val, fit_stop)
-        train = (first + int(split.train[0]), val[0] - embargo)
-        out.append(FoldWindows(train, val, (first + split.test_start, first + split.test_end)))
+        train = (int(first + split.train[0]), val[0] - embargo)
+        test = (int(first + split.test_start), int(first + split.test_end))
+        out.append(FoldWindows(train, val, test))
     return out
 
 
@@ -228,11 +231,15 @@ def train_model(
     labels: LabelSpec | None = None,
     network: NetworkSpec | None = None,
     training: TrainSpec | None = None,
-    timeframe: str | None = None,
+    timeframe: Timeframe | str | None = None,
     alt: pd.DataFrame | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> TrainResult:
     """Train, calibrate and evaluate the model on ``bars`` (the OHLCV contract frame).
+
+    The bars are validated once (``check_bars``: anything ``to_contract`` reads, e.g. capitalised
+    columns or a ``timestamp`` column) and the validated frame is used for everything after:
+    features, labels, windows, the data hash.
 
     Args:
         bars: bars of one asset, oldest first (open times, UTC).
@@ -240,7 +247,10 @@ def train_model(
         labels: label spec (default :class:`LabelSpec()`).
         network: network spec (default :class:`NetworkSpec()`).
         training: training settings (default :class:`TrainSpec()`).
-        timeframe: bar timeframe (inferred from the index when None).
+        timeframe: bar timeframe, recorded in the result (and the artifact) and used to join
+            alternative data as of each bar's close, in training and at inference. Required
+            when ``features.alt_columns`` is set; otherwise None infers it from the first fold's
+            training window only (never from the validation or test bars).
         alt: optional alternative data (see ``morningstar.model.features.align_alt_data``).
         on_epoch: called after every epoch (progress bars, logs).
 
@@ -249,7 +259,9 @@ def train_model(
         baselines, the windows, the epoch history and the training time.
 
     Raises:
-        UserInputError: too few bars, or an embargo shorter than the label horizon.
+        UserInputError: too few bars, an embargo shorter than the label horizon, or alternative
+            data columns without an explicit timeframe.
+        DataFormatError: the bars are not an OHLCV frame.
         ConfigError: torch is not installed, or cuda requested without a GPU.
     """
     features = features or FeatureSpec()
@@ -264,20 +276,33 @@ def train_model(
             where="model.training.embargo",
             hint=f"use >= {labels.horizon} or leave it empty",
         )
-    if spec.max_bars is not None and len(bars) > spec.max_bars:
-        bars = bars.iloc[-spec.max_bars :]
+    if features.alt_columns and timeframe is None:
+        raise UserInputError(
+            f"the feature spec uses alternative data ({', '.join(features.alt_columns)}) but no "
+            "timeframe was given",
+            where="train_model",
+            hint="pass timeframe='5m' (the bars' timeframe): alt data is joined as of each "
+            "bar's close, the same way at inference",
+        )
+    frame = check_bars(bars, where="train_model")
+    if spec.max_bars is not None and len(frame) > spec.max_bars:
+        frame = frame.iloc[-spec.max_bars :]
+    index = pd.DatetimeIndex(frame.index)
+    tf = None if timeframe is None else resolve_timeframe(index, timeframe)
     device = resolve_device(spec.device)
     started = time.perf_counter()
-    label_arrays = make_labels(bars, labels)
-    raw = compute_features(bars, features, timeframe=timeframe, alt=alt)
+    label_arrays = make_labels(frame, labels)
+    raw = compute_features(frame, features, timeframe=tf, alt=alt)  # tf only matters for alt
     known = np.flatnonzero(np.asarray(label_arrays.mask, dtype=bool) & np.isfinite(raw).all(axis=1))
     if known.size == 0:
         raise UserInputError(
-            f"no bar has both complete features and known labels among {len(bars)} bars",
+            f"no bar has both complete features and known labels among {len(frame)} bars",
             hint=f"give more than {features.warmup + features.seq_len + labels.horizon} bars",
         )
     first = max(int(known[0]), features.seq_len - 1)
     plan = plan_windows(first, int(known[-1]) + 1, spec, embargo)
+    if tf is None:  # from the bars up to the end of the first training window only
+        tf = resolve_timeframe(index[: plan[0].train[1]], None)
     history: list[EpochLog] = []
     pooled: dict[str, list[np.ndarray]] = {}
     pooled_test: list[np.ndarray] = []
@@ -291,7 +316,7 @@ def train_model(
             scaler = FeatureScaler.fit(
                 raw[win.train[0] : win.train[1]], kind=features.scaler, clip=features.clip
             )
-            data = collect(bars, features, scaler, label_arrays, timeframe, alt)
+            data = collect(frame, features, scaler, label_arrays, tf, alt)
             train_idx, val_idx, test_idx = (select(data, w) for w in (win.train, win.val, win.test))
             if min(train_idx.size, val_idx.size, test_idx.size) == 0:
                 raise UserInputError(
@@ -337,15 +362,16 @@ def train_model(
         training=spec,
         calibration=calibration,
         metrics=metrics,
-        windows=[w.as_dict(pd.DatetimeIndex(bars.index)) for w in plan],
+        windows=[w.as_dict(index) for w in plan],
         history=history,
         train_seconds=seconds,
         device=device,
+        timeframe=str(tf),
         data={
-            "n_bars": len(bars),
-            "first_bar": str(bars.index[0]),
-            "last_bar": str(bars.index[-1]),
-            "sha256": bars_sha256(bars),
+            "n_bars": len(frame),
+            "first_bar": str(index[0]),
+            "last_bar": str(index[-1]),
+            "sha256": bars_sha256(frame),
             "embargo": embargo,
             "signal_classes": list(SIGNAL_CLASSES),
             "regime_classes": list(REGIME_CLASSES),

@@ -11,7 +11,13 @@ Both paths prepare the inputs with the artifact's scaler through
 function; ``predict`` runs the network on the last window only, ``predict_batch`` on every
 complete window in batches of ``batch_size`` under ``torch.inference_mode()``. The numbers agree
 to float32 rounding (matrix products over a batch of 1 and of 1024 may sum in another order:
-differences of ~1e-7, tested at 1e-5).
+differences of ~1e-7, tested at 1e-5). Both validate the bars once (``check_bars``: capitalised
+column names or a ``timestamp`` column are read as the OHLCV contract) and use the validated frame
+for everything after. Alternative data is joined as of each bar's close with the timeframe
+recorded in the artifact at training, never one inferred from the bars given (an inferred
+timeframe depends on later bars). A bar gets a prediction only when its window is complete and
+``sigma_t`` is finite and > 0 (training uses the same samples): ``predict`` raises
+:class:`~morningstar.errors.DataValidationError` otherwise, ``predict_batch`` marks it invalid.
 
 Outputs per bar (keys of active heads only; see :mod:`morningstar.core.prediction`):
 
@@ -41,9 +47,11 @@ import pandas as pd
 from morningstar.config import NetworkSpec, TrainSpec
 from morningstar.core.indicators import rolling_volatility
 from morningstar.core.prediction import SIGNAL_VALUES, Prediction, PredictionBatch
+from morningstar.core.timeframe import Timeframe
 from morningstar.errors import DataValidationError, UserInputError
 from morningstar.model import artifact as art
-from morningstar.model._torch import require_torch
+from morningstar.model._bars import check_bars, resolve_timeframe
+from morningstar.model._torch import require_torch, resolve_device
 from morningstar.model.features import FeatureScaler, FeatureSpec, PreparedInputs, prepare_inputs
 from morningstar.model.labels import REGIME_CLASSES, LabelSpec
 
@@ -59,11 +67,47 @@ def _spec_diff(mine: FeatureSpec, theirs: FeatureSpec) -> str:
     return "; ".join(f"{k}: artifact {a[k]!r} vs given {b.get(k)!r}" for k in keys[:2])
 
 
+def _check_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise UserInputError(
+            f"batch_size must be an integer >= 1, got {batch_size!r}",
+            where="MorningstarModel.predict_batch",
+        )
+    if batch_size < 1:
+        raise UserInputError(
+            f"batch_size must be >= 1, got {batch_size}", where="MorningstarModel.predict_batch"
+        )
+    return int(batch_size)
+
+
+def _timeframe(value: object, path: Path | None) -> Timeframe | None:
+    """The model's bar timeframe from an argument or the manifest (None: not recorded)."""
+    if value is None or isinstance(value, Timeframe):
+        return value
+    if not isinstance(value, str):
+        raise UserInputError(
+            f"unreadable timeframe {value!r}",
+            where=str(path) if path else "MorningstarModel",
+            hint="a timeframe such as '5m' or '1h'",
+        )
+    return resolve_timeframe(pd.DatetimeIndex([]), value)
+
+
 class MorningstarModel:
     """A trained model ready to predict (CPU by default).
 
     Build it with :meth:`load` (an artifact directory) or :meth:`from_training` (a
     :class:`~morningstar.model.training.TrainResult`); :meth:`save` writes an artifact.
+
+    Args:
+        timeframe: the bar timeframe the model was trained on (default: the manifest's
+            ``timeframe``); required when the feature spec has alternative-data columns, whose
+            as-of join needs each bar's close.
+        device: ``cpu`` (default), ``cuda`` or ``auto``.
+
+    Raises:
+        ConfigError: ``cuda`` requested and CUDA is not available.
+        UserInputError: a model with alternative-data columns and no timeframe.
     """
 
     def __init__(
@@ -78,8 +122,10 @@ class MorningstarModel:
         manifest: Mapping[str, Any] | None = None,
         path: Path | None = None,
         device: str = "cpu",
+        timeframe: Timeframe | str | None = None,
     ) -> None:
         self.torch = require_torch()
+        device = resolve_device(device, where="MorningstarModel device")
         self.network = network.to(device).eval()
         self.features = features
         self.labels = labels
@@ -89,6 +135,15 @@ class MorningstarModel:
         self.manifest = dict(manifest or {})
         self.path = path
         self.device = device
+        chosen = timeframe if timeframe is not None else self.manifest.get("timeframe")
+        self.timeframe: Timeframe | None = _timeframe(chosen, path)
+        if features.alt_columns and self.timeframe is None:
+            raise UserInputError(
+                "the model uses alternative data but records no bar timeframe (needed to join "
+                "it as of each bar's close)",
+                where=str(path) if path else "MorningstarModel",
+                hint="retrain it with this version of morningstar (train_model(timeframe=...))",
+            )
         self.heads: tuple[str, ...] = network_spec.heads.active
         self.regime_names: tuple[str, ...] = tuple(
             self.manifest.get("regime_classes") or REGIME_CLASSES
@@ -109,6 +164,7 @@ class MorningstarModel:
             calibration=result.calibration,
             manifest=_manifest(result),
             device=device,
+            timeframe=getattr(result, "timeframe", None),
         )
 
     @classmethod
@@ -120,14 +176,17 @@ class MorningstarModel:
         Args:
             path: the artifact directory (``weights.pt`` + ``model.json``).
             features: the feature spec the caller will feed; must equal the artifact's.
-            device: ``cpu`` (default) or ``cuda``.
+            device: ``cpu`` (default), ``cuda`` or ``auto`` (cuda when a GPU is visible).
 
         Raises:
             UserInputError: missing or incomplete artifact, unsupported format version, a feature
-                spec that differs from the artifact's, or weights that do not fit the network
-                described by the manifest (one line each, naming the directory).
+                spec that differs from the artifact's, weights that do not fit the network
+                described by the manifest, or an alternative-data model whose manifest records
+                no timeframe (one line each, naming the directory).
+            ConfigError: ``cuda`` requested and CUDA is not available (one line).
         """
         require_torch()
+        device = resolve_device(device, where="MorningstarModel.load(device=...)")
         from morningstar.model.network import EnhancedHybridModel
 
         folder = Path(path).expanduser()
@@ -190,6 +249,8 @@ class MorningstarModel:
         ``extra`` entries (e.g. ``source``) are added to the manifest.
         """
         manifest = {**self.manifest, **extra}
+        if self.timeframe is not None:
+            manifest["timeframe"] = str(self.timeframe)
         state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
         folder = art.write_artifact(path, state, manifest)
         self.path = folder
@@ -212,8 +273,11 @@ class MorningstarModel:
 
     # ------------------------------------------------------------------ prediction
     def prepare(self, bars: pd.DataFrame, *, alt: pd.DataFrame | None = None) -> PreparedInputs:
-        """Scaled input windows of ``bars`` with the training scaler (step b of the cycle)."""
-        return prepare_inputs(bars, self.features, self.scaler, alt=alt)
+        """Scaled input windows of ``bars`` with the training scaler (step b of the cycle).
+
+        Alternative data is joined with the model's :attr:`timeframe` (the training one).
+        """
+        return prepare_inputs(bars, self.features, self.scaler, timeframe=self.timeframe, alt=alt)
 
     def _run(self, sequences: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
         torch = self.torch
@@ -312,21 +376,31 @@ class MorningstarModel:
         alt: pd.DataFrame | None = None,
         batch_size: int = _DEFAULT_BATCH,
     ) -> PredictionBatch:
-        """Predictions for every bar of ``bars`` (NaN / -1 where the window is incomplete).
+        """Predictions for every bar of ``bars``.
 
-        Vectorised: one feature pass, then the network over all complete windows in batches.
-        Row ``t`` depends on bars ``0..t`` only.
+        Rows without a prediction (``valid`` False: an incomplete window, a NaN in it, or
+        ``sigma_t`` not finite or 0) hold NaN, ``-1`` for the regime and ``0`` for
+        ``signal_value``. Vectorised: one feature pass, then the network over all usable
+        windows in batches of ``batch_size``. Row ``t`` depends on bars ``0..t`` (and alt rows
+        known by the close of bar ``t``) only.
 
         Raises:
-            UserInputError / DataFormatError: not an OHLCV frame, or too few bars for one window.
+            UserInputError / DataFormatError: not an OHLCV frame, too few bars for one window, or
+                ``batch_size < 1``.
         """
-        prepared = self.prepare(bars, alt=alt)
-        keep = np.flatnonzero(prepared.valid)
-        positions = prepared.positions[keep]
-        raw = self._run(prepared.sequence[keep], batch_size)
-        close = bars["close"].to_numpy(dtype=np.float64)
-        cols = self._decode(raw, self._sigma(bars)[positions], close[positions])
-        return self._batch(bars, positions, cols)
+        batch_size = _check_batch_size(batch_size)
+        data = check_bars(bars, where="MorningstarModel.predict_batch")
+        prepared = self.prepare(data, alt=alt)
+        sigma_all = self._sigma(data)
+        windows = np.flatnonzero(prepared.valid)
+        sigma = sigma_all[prepared.positions[windows]]
+        usable = np.isfinite(sigma) & (sigma > 0.0)
+        windows, sigma = windows[usable], sigma[usable]
+        positions = prepared.positions[windows]
+        raw = self._run(prepared.sequence[windows], batch_size)
+        close = data["close"].to_numpy(dtype=np.float64)
+        cols = self._decode(raw, sigma, close[positions])
+        return self._batch(data, positions, cols)
 
     def prediction(self, bars: pd.DataFrame, *, alt: pd.DataFrame | None = None) -> Prediction:
         """The :class:`Prediction` for the last bar of ``bars``.
@@ -336,9 +410,11 @@ class MorningstarModel:
 
         Raises:
             UserInputError / DataFormatError: not an OHLCV frame or too few bars.
-            DataValidationError: the last window has a missing (NaN) value.
+            DataValidationError: the last window has a missing (NaN) value, or ``sigma_t`` at the
+                last bar is not finite or is 0 (flat prices over the last ``vol_window`` bars).
         """
-        prepared = self.prepare(bars, alt=alt)
+        data = check_bars(bars, where="MorningstarModel.predict")
+        prepared = self.prepare(data, alt=alt)
         if not bool(prepared.valid[-1]):
             raise DataValidationError(
                 f"the last {self.features.seq_len}-bar window ending {prepared.index[-1]} has "
@@ -346,17 +422,24 @@ class MorningstarModel:
                 where="MorningstarModel.predict",
                 hint=f"pass at least {self.min_history} clean bars (see clean_bars)",
             )
-        raw = self._run(prepared.sequence[-1:], 1)
-        close = float(bars["close"].iloc[-1])
-        sigma = self._sigma(bars)[-1:]
+        sigma = self._sigma(data)[-1:]
         if not np.isfinite(sigma).all():
             raise DataValidationError(
                 "volatility sigma_t is not computable at the last bar",
                 where="MorningstarModel.predict",
                 hint=f"pass at least {self.labels.vol_window + 2} bars with finite closes",
             )
+        if not (sigma > 0.0).all():
+            raise DataValidationError(
+                f"volatility sigma_t is 0 at the last bar (flat closes over the last "
+                f"{self.labels.vol_window} bars): no stop / target can be placed",
+                where="MorningstarModel.predict",
+                hint="wait for the price to move (training never saw such a bar either)",
+            )
+        raw = self._run(prepared.sequence[-1:], 1)
+        close = float(data["close"].iloc[-1])
         cols = self._decode(raw, sigma, np.array([close]))
-        batch = self._batch(bars.iloc[-1:], np.array([0]), cols)
+        batch = self._batch(data.iloc[-1:], np.array([0]), cols)
         return batch.row(0)
 
     def predict(self, bars: pd.DataFrame, *, alt: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -380,6 +463,7 @@ def _manifest(result: Any) -> dict[str, Any]:
         "n_features": len(result.features.names),
         "feature_names": list(result.features.names),
         "n_parameters": int(sum(p.numel() for p in network.parameters())),
+        "timeframe": getattr(result, "timeframe", None),
         "scaler": result.scaler.to_dict(),
         "calibration": result.calibration,
         "signal_classes": result.data.get("signal_classes"),

@@ -47,6 +47,8 @@ __all__ = [
     "DashboardSettings",
     "DataSettings",
     "DatabaseSettings",
+    "DecisionSettings",
+    "ErrorPolicies",
     "ExchangeSettings",
     "HeadsSpec",
     "LLMBudget",
@@ -58,7 +60,10 @@ __all__ = [
     "RiskSettings",
     "ScaleSettings",
     "Settings",
+    "SizingSettings",
+    "SupervisorSettings",
     "TrainSpec",
+    "WorkflowSettings",
     "default_config_path",
     "iter_secrets",
     "load_settings",
@@ -147,6 +152,140 @@ class RiskSettings(_Section):
     daily_loss_limit_pct: float = Field(5.0, gt=0, le=100)
     max_drawdown_pct: float = Field(20.0, gt=0, le=100)
     cooldown_bars_after_stop: int = Field(0, ge=0, le=10_000)
+    per_pair_cap_pct: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-pair caps replacing per_asset_cap_pct, e.g. DOGE/USDT: 5",
+    )
+    reduce_at_drawdown_pct: float | None = Field(
+        None, gt=0, le=100, description="REDUCING from this drawdown; empty = max_drawdown_pct / 2"
+    )
+    reducing_size_factor: float = Field(
+        0.5, ge=0, le=1, description="entry size factor when REDUCING"
+    )
+    flatten_on_halt: bool = Field(False, description="close every position when HALTED")
+    min_notional: float = Field(0.0, ge=0, description="smallest entry, quote currency")
+
+    @field_validator("per_pair_cap_pct")
+    @classmethod
+    def _pair_caps(cls, value: dict[str, float]) -> dict[str, float]:
+        for pair, cap in value.items():
+            parse_pair(pair)
+            if not 0 < cap <= 100:
+                raise ValueError(f"{pair}: {cap} is not in (0, 100]")
+        return value
+
+    @model_validator(mode="after")
+    def _reduce_below_halt(self) -> RiskSettings:
+        at = self.reduce_at_drawdown_pct
+        if at is not None and at > self.max_drawdown_pct:
+            raise ValueError(
+                f"reduce_at_drawdown_pct ({at}) must be <= max_drawdown_pct ({self.max_drawdown_pct})"
+            )
+        return self
+
+
+StepPolicy = Literal["retry", "skip", "halt"]
+
+
+class DecisionSettings(_Section):
+    """The rules that turn a prediction into an intent (``core.decision.DecisionParams``)."""
+
+    min_confidence: float = Field(0.55, ge=0, le=1, description="confidence needed to open")
+    allow_shorts: bool = False
+    exit_on_opposite: bool = Field(True, description="close when the signal turns against")
+    exit_min_confidence: float = Field(0.0, ge=0, le=1)
+    exit_on_neutral: bool = False
+    sl_sigma_mult: float = Field(2.0, gt=0, le=100, description="default stop, in sigma")
+    tp_sigma_mult: float = Field(3.0, gt=0, le=100, description="default target, in sigma")
+    adjust_stops: bool = Field(True, description="tighten stops as the model's stop moves")
+    adjust_min_step_pct: float = Field(0.1, ge=0, le=100)
+    supervise_adjusts: bool = Field(False, description="ask the LLM about stop adjustments too")
+
+
+class SizingSettings(_Section):
+    """Position sizing: ``risk`` (volatility target × confidence, capped Kelly; core.sizing) or
+    ``fraction`` (a fixed fraction of equity, as the backtest engine's FractionSizing)."""
+
+    mode: Literal["risk", "fraction"] = "risk"
+    fraction: float = Field(1.0, gt=0, le=1, description="fraction mode: share of equity")
+    target_vol_pct: float = Field(0.05, gt=0, le=100, description="per-bar volatility budget, %")
+    confidence_floor: float = Field(1.0 / 3.0, ge=0, lt=1)
+    kelly_fraction: float = Field(0.25, ge=0, le=1)
+    max_risk_pct: float = Field(1.0, gt=0, le=100, description="equity lost at the stop, at most")
+    max_position_pct: float = Field(10.0, gt=0, le=100)
+
+
+class SupervisorSettings(_Section):
+    """The LLM supervisor of step d (through the LLM gateway, ``llm.*``)."""
+
+    enabled: bool = Field(True, description="consult the LLM on proposed changes")
+    abstain: Literal["keep", "skip"] = Field(
+        "keep", description="when the LLM fails: keep the rules' decision, or skip new entries"
+    )
+    latency_budget_s: float = Field(10.0, gt=0, le=600, description="timeout of one call")
+    template: str = Field("market_assessment", min_length=1, description="prompt template id")
+
+
+class ErrorPolicies(_Section):
+    """What a failing step does: ``retry`` (with backoff, then skip), ``skip`` the cycle, ``halt``.
+
+    The supervisor has no policy: an LLM failure always takes the abstain path.
+    """
+
+    fetch: StepPolicy = "retry"
+    features: StepPolicy = "skip"
+    predict: StepPolicy = "skip"
+    decide: StepPolicy = "halt"
+    execute: StepPolicy = "retry"
+    persist: StepPolicy = "retry"
+    retries: int = Field(3, ge=0, le=20, description="attempts after the first, for retry")
+    backoff_s: float = Field(0.5, ge=0, le=60, description="first backoff; doubles, jittered")
+
+
+class WorkflowSettings(_Section):
+    """The trading workflow (``morningstar run``): market, predictor, decision, costs, policies."""
+
+    mode: Literal["backtest", "paper"] = "backtest"
+    venue: str = Field("binance", min_length=1, description="data venue / exchange id")
+    pairs: list[str] = Field(default_factory=list, description="empty = the venue's pairs")
+    timeframe: str = "1h"
+    predictor: str = Field(
+        "strategy:ema_cross",
+        description="strategy:<name> (any engine strategy) or model:<artifact dir>",
+    )
+    predictor_params: dict[str, float | int | bool] = Field(default_factory=dict)
+    initial_cash: float = Field(10_000.0, gt=0)
+    fee_bps: float = Field(10.0, ge=0, le=1_000, description="taker fee per fill")
+    slippage_bps: float = Field(0.0, ge=0, le=1_000, description="against each market fill")
+    intrabar: Literal["stop_first", "target_first"] = "stop_first"
+    poll_every_s: float = Field(10.0, gt=0, le=3_600, description="paper: exchange polling period")
+    warmup_bars: int | None = Field(None, ge=1, le=1_000_000, description="empty = predictor's")
+    decision: DecisionSettings = Field(default_factory=DecisionSettings)
+    sizing: SizingSettings = Field(default_factory=SizingSettings)
+    supervisor: SupervisorSettings = Field(default_factory=SupervisorSettings)
+    errors: ErrorPolicies = Field(default_factory=ErrorPolicies)
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, value: list[str]) -> list[str]:
+        return [str(parse_pair(p)) for p in value]
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        parse_timeframe(value)
+        return value
+
+    @field_validator("predictor")
+    @classmethod
+    def _predictor(cls, value: str) -> str:
+        kind, _, name = value.partition(":")
+        if kind not in ("strategy", "model") or not name.strip():
+            raise ValueError(
+                f"{value!r} is not strategy:<name> or model:<artifact dir> "
+                "(e.g. strategy:ema_cross, model:~/models/btc-v1)"
+            )
+        return value
 
 
 class LLMBudget(_Section):
@@ -345,6 +484,7 @@ class Settings(BaseSettings):
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -75,7 +75,8 @@ EXPORTS = {
     ],
     "morningstar.config": [
         "ApiSettings", "DashboardSettings", "DataSettings", "DatabaseSettings", "ExchangeSettings",
-        "HeadsSpec", "LLMBudget", "LLMSettings", "LoggingSettings", "LossWeights", "ModelSettings",
+        "HeadsSpec", "DecisionSettings", "ErrorPolicies", "LLMBudget", "LLMSettings", "LoggingSettings",
+        "LossWeights", "ModelSettings", "SizingSettings", "SupervisorSettings", "WorkflowSettings",
         "NetworkSpec", "RiskSettings", "ScaleSettings", "Settings", "TrainSpec",
         "default_config_path", "iter_secrets", "load_settings", "settings_as_dict",
     ],

@@ -43,6 +43,7 @@ EXPORTS = {
         "parse_policy_items", "resolve_policies", "validate",
     ],
     "morningstar.exchange": [
+        "Broker", "OrderAck", "PaperBroker", "SimulatedBroker",
         "EXCHANGE_DEFAULT_OPTIONS", "api_base", "make_exchange", "retry_after_s",
         "translate_ccxt_error",
     ],

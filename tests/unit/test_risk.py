@@ -278,8 +278,10 @@ def test_limits_from_settings_and_validation() -> None:
     limits = RiskLimits.from_settings(RiskSettings())
     assert (limits.max_position_pct, limits.max_open_positions) == (10.0, 5)
     assert limits.reduce_at_drawdown_pct == pytest.approx(limits.max_drawdown_pct / 2)
-    duck = SimpleNamespace(**RiskSettings().model_dump(), reducing_size_factor=0.25,
-                           flatten_on_halt=True, per_pair_cap_pct={PAIR: 40.0})  # fmt: skip
+    settings = RiskSettings(
+        reducing_size_factor=0.25, flatten_on_halt=True, per_pair_cap_pct={PAIR: 40.0}
+    )
+    duck = SimpleNamespace(**settings.model_dump())  # any object with those attributes
     limits = RiskLimits.from_settings(duck, max_drawdown_pct=30.0)
     assert (limits.reducing_size_factor, limits.flatten_on_halt) == (0.25, True)
     assert (limits.max_drawdown_pct, limits.reduce_at) == (30.0, 15.0)

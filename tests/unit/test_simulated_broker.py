@@ -286,3 +286,23 @@ def test_fake_broker_scripts_lost_requests_and_lost_answers() -> None:
     assert [f.client_order_id for f in broker.process_bar(PAIR, bar(1, 100, 101, 99, 100))] == [
         "a"]  # fmt: skip
     assert issubclass(NetworkError, TemporaryError)
+
+
+def test_quote_sized_entries_fill_at_the_fill_price_within_the_cash() -> None:
+    """A ``quote_quantity`` entry buys that notional at the fill price (engine sizing), cut to
+    ``max_cost`` with the fee on top; an impossible one is refused at once."""
+    from dataclasses import replace
+
+    broker = SimulatedBroker(Costs(fee_bps=10.0, slippage_bps=10.0))
+    wants = replace(order("q1", "buy"), quote_quantity=1_000.0, max_cost=10_000.0)
+    capped = replace(order("q2", "sell", pair="ETH/USDT"), quote_quantity=1_000.0, max_cost=500.0)
+    assert broker.submit(wants).status == "open" and broker.submit(capped).status == "open"
+    (fill,) = broker.process_bar(PAIR, bar(1, 200.0, 201.0, 199.0, 200.0))
+    assert fill.price == pytest.approx(200.0 * 1.001)
+    assert fill.quantity == pytest.approx(1_000.0 / (200.0 * 1.001), rel=1e-15)
+    (short,) = broker.process_bar("ETH/USDT", bar(1, 50.0, 51.0, 49.0, 50.0))
+    price = 50.0 * (1 - 0.001)
+    assert short.quantity == pytest.approx(500.0 / (price * 1.001), rel=1e-15)
+    assert short.quantity * short.price + short.fee == pytest.approx(500.0, rel=1e-12)
+    with pytest.raises(ValueError, match="quote_quantity is for market orders"):
+        replace(order("q3", "sell", "stop", "stop_loss", price=90.0), quote_quantity=10.0)

@@ -98,6 +98,11 @@ class Order:
         stop_price: trigger price of a ``stop`` order.
         limit_price: limit price of a ``limit`` order.
         reference_price: the price the decision saw (the bar's close), for slippage reports.
+        quote_quantity: for a ``market`` entry sized at the fill (an exchange's "spend this
+            much quote", e.g. Binance ``quoteOrderQty``): the notional to buy or sell at the
+            fill price, fees on top; ``quantity`` is then the estimate at ``reference_price``.
+        max_cost: with ``quote_quantity``: the most the fill may cost, fee included (the cash
+            available); the quantity is cut to fit.
     """
 
     client_order_id: str
@@ -113,6 +118,8 @@ class Order:
     stop_price: float | None = None
     limit_price: float | None = None
     reference_price: float | None = None
+    quote_quantity: float | None = None
+    max_cost: float | None = None
 
     def __post_init__(self) -> None:
         if self.side not in ("buy", "sell"):
@@ -128,6 +135,12 @@ class Order:
             _positive("Order.limit_price", self.limit_price)  # type: ignore[arg-type]
         if self.created_at.tzinfo is None or self.bar_ts.tzinfo is None:
             raise ValueError("Order.created_at and Order.bar_ts must be aware (UTC)")
+        if self.quote_quantity is not None:
+            _positive("Order.quote_quantity", self.quote_quantity)
+            if self.kind != "market" or self.reduce_only:
+                raise ValueError("Order.quote_quantity is for market orders that open a position")
+        if self.max_cost is not None:
+            _positive("Order.max_cost", self.max_cost)
 
     @property
     def direction(self) -> int:
@@ -150,6 +163,8 @@ class Order:
             "stop_price": self.stop_price,
             "limit_price": self.limit_price,
             "reference_price": self.reference_price,
+            "quote_quantity": self.quote_quantity,
+            "max_cost": self.max_cost,
         }
 
 

@@ -15,6 +15,9 @@ rules, each with the engine rule it mirrors (``core/engine/kernel.py``, ``docs/e
   slippage_bps / 1e4 + vol_slippage_k × volatility`` (engine ``_slippage``; the volatility is the
   last one given by :meth:`SimulatedBroker.set_volatility`, i.e. of the last closed bar; NaN or
   none adds 0).
+* **Quote-sized entries**: a market order with ``quote_quantity`` fills ``quote_quantity / price``
+  at the fill price, cut so that ``quantity × price × (1 + fee rate) <= max_cost`` (engine
+  ``_entry_quantity``: a fraction of equity at the fill price, fees on top, capped by the cash).
 * **Fee**: ``quantity × price × fee_bps / 1e4`` on every fill, protective fills included (engine:
   every fill is a taker fill; ``maker_fee_bps`` is not used, as in the engine).
 * **Stop** (a reduce-only ``stop`` order, role ``stop_loss``; a sell stop protects a long, a buy
@@ -312,6 +315,13 @@ class SimulatedBroker:
                 return None
             qty = min(qty, room)
         price = bar.open * (1.0 + order.direction * self._slippage(order.pair))
+        if order.quote_quantity is not None:  # sized at the fill price (engine sizing)
+            qty = order.quote_quantity / price
+            if order.max_cost is not None:
+                qty = min(qty, order.max_cost / (price * (1.0 + self._fee_rate)))
+            if not qty > 0.0:
+                self._finish(order, "cancelled", "quote quantity: nothing affordable")
+                return None
         return self._execute(order, qty, price, bar, "signal")
 
     def _protect(self, pair: str, bar: Bar) -> Fill | None:
@@ -445,7 +455,11 @@ def _order_from_dict(raw: Mapping[str, Any]) -> Order:
         reduce_only=bool(raw["reduce_only"]),
         stop_price=None if raw.get("stop_price") is None else float(raw["stop_price"]),
         limit_price=None if raw.get("limit_price") is None else float(raw["limit_price"]),
-        reference_price=(
-            None if raw.get("reference_price") is None else float(raw["reference_price"])
-        ),
+        reference_price=_opt(raw.get("reference_price")),
+        quote_quantity=_opt(raw.get("quote_quantity")),
+        max_cost=_opt(raw.get("max_cost")),
     )
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)

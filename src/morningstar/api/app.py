@@ -1,7 +1,10 @@
 """The FastAPI application factory of Morningstar's REST API.
 
 Routes: ``GET /health`` (open), ``GET /api/status``, ``GET /api/llm/active``,
-``GET /api/llm/history``, ``GET /api/llm/metrics``, ``GET /metrics`` (Prometheus). Everything but
+``GET /api/llm/history``, ``GET /api/llm/metrics``, ``GET /metrics`` (Prometheus), and the
+workflow's monitoring (``/api/pnl``, ``/api/equity``, ``/api/positions``, ``/api/trades``,
+``/api/predictions/latest``, ``/api/llm/analysis/latest``, ``/api/system``,
+``/api/performance``, ``/api/runs``, ``/api/runs/{run_id}``). Everything but
 ``/health`` needs the token when one is configured (see :mod:`morningstar.api.auth`); the
 interactive docs (``/docs``, ``/openapi.json``) are served only when the API is open (loopback,
 no token).
@@ -22,9 +25,11 @@ from fastapi.responses import JSONResponse
 from morningstar import __version__
 from morningstar.api.auth import api_token, require_token
 from morningstar.api.routes import health_router, llm_router, prometheus_router, status_router
+from morningstar.api.routes.monitoring import router as monitoring_router
 from morningstar.config import Settings
 from morningstar.llm.monitor import LLMMonitor
 from morningstar.logs import register_secrets
+from morningstar.monitoring import MonitoringService
 from morningstar.store.db import Database
 
 __all__ = ["create_app"]
@@ -69,7 +74,8 @@ def create_app(
         db: the database ``/health`` pings (and the built monitor writes to); None = none.
 
     Returns:
-        The FastAPI app; services are on ``app.state`` (``monitor``, ``db``, ``settings``).
+        The FastAPI app; services are on ``app.state`` (``monitor``, ``db``, ``settings``,
+        ``monitoring``: the workflow's read model, None without ``db``).
 
     Raises:
         ConfigError: ``api.host`` is not a loopback address and ``api.token`` is not set.
@@ -100,6 +106,7 @@ def create_app(
     app.state.settings = settings
     app.state.monitor = the_monitor
     app.state.db = db
+    app.state.monitoring = MonitoringService(db) if db is not None else None
     app.state.api_token = token
     app.add_exception_handler(RequestValidationError, _validation_error)
     protected = [Depends(require_token)]
@@ -107,6 +114,7 @@ def create_app(
     app.include_router(status_router, dependencies=protected)
     app.include_router(llm_router, dependencies=protected)
     app.include_router(prometheus_router, dependencies=protected)
+    app.include_router(monitoring_router, dependencies=protected)
     logger.debug(
         "API built for %s:%d (%s)",
         settings.api.host,

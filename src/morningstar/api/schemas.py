@@ -10,15 +10,38 @@ from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AccountOut",
     "ActiveCallOut",
     "ActiveOut",
     "AggregatesOut",
     "CallRecordOut",
+    "CycleErrorOut",
+    "EquityOut",
+    "EquityPointOut",
     "HealthOut",
     "HistoryOut",
     "KeyStatsOut",
+    "LLMAnalysisOut",
+    "LastCycleOut",
+    "LatestLLMAnalysisOut",
+    "MetricsBlockOut",
+    "MonitoringStatusOut",
+    "PerformanceOut",
+    "PnlBucketOut",
+    "PnlOut",
+    "PnlTotalOut",
+    "PositionOut",
+    "PositionsOut",
+    "PredictionOut",
+    "PredictionsOut",
+    "RunDetailOut",
+    "RunOut",
+    "RunStatusOut",
+    "RunsOut",
     "StatusOut",
     "SystemOut",
+    "TradeOut",
+    "TradesOut",
     "json_response",
     "raw_json_response",
 ]
@@ -179,3 +202,256 @@ class AggregatesOut(_Out):
     window: int | None = Field(description="most recent calls aggregated; null: all of them")
     by_model: dict[str, KeyStatsOut]
     by_caller: dict[str, KeyStatsOut]
+
+
+# -- monitoring of the trading workflow (``/api/pnl``, ``/api/equity``, ...) --------------------
+
+
+class RunOut(_Out):
+    """One workflow run."""
+
+    run_id: str
+    mode: Literal["backtest", "paper", "live"]
+    strategy: str
+    pairs: list[str]
+    timeframe: str
+    calendar: str
+    status: Literal["running", "finished", "failed", "stopped"]
+    started_at: datetime
+    finished_at: datetime | None
+    last_bar_ts: datetime | None = Field(description="open time of the newest persisted bar")
+    cycles: int = Field(description="cycles persisted")
+    error: str | None
+
+
+class RunsOut(_Out):
+    """``GET /api/runs``: runs, newest first."""
+
+    count: int
+    items: list[RunOut]
+
+
+class LastCycleOut(_Out):
+    """The newest cycle of one pair of a run."""
+
+    cycle_id: str
+    bar_ts: datetime
+    persisted_at: datetime
+    action: str | None
+    llm_verdict: str | None
+    risk_state: str | None
+
+
+class AccountOut(_Out):
+    """The account after a run's latest marked cycle (quote currency)."""
+
+    bar_ts: datetime
+    equity: float
+    cash: float
+    realized_pnl: float
+    unrealized_pnl: float
+    drawdown: float = Field(description="1 - equity / peak, a fraction >= 0")
+    risk_state: str | None
+
+
+class RunDetailOut(RunOut):
+    """``GET /api/runs/{run_id}``: a run, its account and its last cycle per pair."""
+
+    last_cycles: dict[str, LastCycleOut]
+    account: AccountOut | None
+
+
+class PnlTotalOut(_Out):
+    """A run's P&L from its latest equity snapshot (realised: fees included)."""
+
+    realized_pnl: float
+    unrealized_pnl: float
+    total_pnl: float
+    fees: float | None
+    equity: float
+    cash: float
+    drawdown: float
+
+
+class PnlBucketOut(_Out):
+    """P&L of one pair or strategy: closed round trips (net of fees) + open positions."""
+
+    realized_pnl: float
+    unrealized_pnl: float
+    total_pnl: float
+    fees: float = Field(description="fees of the closed trades")
+    trades: int = Field(description="closed trades")
+
+
+class PnlOut(_Out):
+    """``GET /api/pnl``: the latest P&L of a run (null run_id: no run)."""
+
+    run_id: str | None
+    as_of: datetime | None = Field(description="open time of the bar of the latest snapshot")
+    total: PnlTotalOut | None
+    by_pair: dict[str, PnlBucketOut]
+    by_strategy: dict[str, PnlBucketOut]
+
+
+class EquityPointOut(_Out):
+    """The account at the end of one bar."""
+
+    ts: datetime
+    equity: float
+    cash: float
+    realized_pnl: float
+    unrealized_pnl: float
+    drawdown: float
+    risk_state: str | None
+
+
+class EquityOut(_Out):
+    """``GET /api/equity``: the equity curve, oldest first."""
+
+    run_id: str | None
+    points: list[EquityPointOut]
+
+
+class PositionOut(_Out):
+    """One open position (side +1 long, -1 short; quantity in base units)."""
+
+    pair: str
+    side: int
+    quantity: float
+    entry_price: float
+    mark_price: float
+    stop_loss: float | None
+    take_profit: float | None
+    unrealized_pnl: float
+    opened_at: datetime
+    as_of: datetime = Field(description="open time of the bar it was marked at")
+    strategy: str
+
+
+class PositionsOut(_Out):
+    """``GET /api/positions``: the open positions of a run."""
+
+    run_id: str | None
+    positions: list[PositionOut]
+
+
+class TradeOut(_Out):
+    """One closed round trip (pnl = gross_pnl - fees)."""
+
+    pair: str
+    side: int
+    quantity: float
+    entry_time: datetime
+    exit_time: datetime
+    entry_price: float
+    exit_price: float
+    gross_pnl: float
+    fees: float
+    pnl: float
+    return_pct: float
+    exit_reason: str
+    entry_order_id: str
+    exit_order_id: str
+    strategy: str | None
+    llm_verdict: str | None
+
+
+class TradesOut(_Out):
+    """``GET /api/trades``: the most recent round trips, newest first."""
+
+    run_id: str | None
+    trades: list[TradeOut]
+
+
+class PredictionOut(_Out):
+    """The last prediction of one pair."""
+
+    cycle_id: str
+    bar_ts: datetime
+    strategy: str
+    prediction: dict[str, Any] | None
+    action: str | None
+
+
+class PredictionsOut(_Out):
+    """``GET /api/predictions/latest``: the last prediction per pair."""
+
+    run_id: str | None
+    predictions: dict[str, PredictionOut]
+
+
+class LLMAnalysisOut(_Out):
+    """The LLM supervisor's latest assessment and what the decision made of it."""
+
+    cycle_id: str
+    pair: str
+    bar_ts: datetime
+    strategy: str
+    verdict: str | None = Field(description="approve, reduce, veto or abstain")
+    supervision: dict[str, Any] | None
+    proposal: dict[str, Any] | None
+    final: dict[str, Any] | None
+    rejections: list[Any] | None
+
+
+class LatestLLMAnalysisOut(_Out):
+    """``GET /api/llm/analysis/latest``."""
+
+    run_id: str | None
+    analysis: LLMAnalysisOut | None
+
+
+class CycleErrorOut(_Out):
+    """One step error of a cycle."""
+
+    run_id: str
+    cycle_id: str
+    pair: str
+    step: str
+    error_type: str
+    message: str
+    outcome: str
+    attempts: int
+    at: datetime
+
+
+class RunStatusOut(RunOut):
+    """A running run with its last cycle per pair and its risk state."""
+
+    last_cycle: dict[str, dict[str, datetime]]
+    risk_state: str | None
+
+
+class MetricsBlockOut(_Out):
+    """Metrics over a span of bars (null: undefined, e.g. too few bars or no losses)."""
+
+    bars: int
+    total_return: float | None
+    sharpe: float | None
+    sortino: float | None
+    max_drawdown: float | None = Field(description="a negative fraction")
+    trades: int
+    win_rate: float | None
+    profit_factor: float | None
+
+
+class PerformanceOut(_Out):
+    """``GET /api/performance``: metrics since inception and over the last ``window`` bars."""
+
+    run_id: str | None
+    timeframe: str | None
+    periods_per_year: float | None
+    window: int | None
+    inception: MetricsBlockOut | None
+    rolling: MetricsBlockOut | None
+
+
+class MonitoringStatusOut(_Out):
+    """``GET /api/system``: running runs, errors of the last hour, this process."""
+
+    as_of: datetime
+    running: int
+    runs: list[RunStatusOut]
+    errors_last_hour: int
+    recent_errors: list[CycleErrorOut]
+    process: SystemOut

@@ -15,6 +15,9 @@ needs a new migration in ``store/migrations/versions`` (see :mod:`morningstar.st
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -26,16 +29,27 @@ __all__ = [
     "ISSUE_SEVERITIES",
     "LLM_CALL_STATUSES",
     "NAMING_CONVENTION",
+    "ORDER_STATUSES",
     "RUN_STATUSES",
     "VALIDATION_STATUSES",
+    "WORKFLOW_MODES",
+    "WORKFLOW_RUN_STATUSES",
     "Base",
     "CliRunRow",
+    "CycleErrorRow",
+    "CycleRow",
     "DataImportRow",
+    "FillRow",
+    "JSONDocument",
     "LLMCacheRow",
     "LLMCallRow",
+    "OrderRow",
+    "PositionRow",
     "UTCDateTime",
     "ValidationIssueRow",
     "ValidationReportRow",
+    "WorkflowRunRow",
+    "WorkflowStateRow",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -61,6 +75,14 @@ LLM_CALL_STATUSES = (
     "cache_miss",
     "cancelled",
 )
+
+
+#: Modes of a workflow run (``mode`` of :class:`WorkflowRunRow`).
+WORKFLOW_MODES = ("backtest", "paper", "live")
+#: States of a workflow run.
+WORKFLOW_RUN_STATUSES = ("running", "finished", "failed", "stopped")
+#: States of a stored order (``core.orders.OrderStatus``).
+ORDER_STATUSES = ("new", "open", "filled", "cancelled", "rejected")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -97,6 +119,57 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if stamp.tzinfo is None:
             return stamp.replace(tzinfo=UTC)
         return stamp.astimezone(UTC)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN / infinity replaced by ``None`` (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def dumps_json(value: Any) -> str:
+    """Compact JSON of ``value``; NaN and infinities become ``null`` (PostgreSQL refuses them)."""
+    try:
+        return _ENCODE(value)
+    except ValueError:
+        return _ENCODE(_finite(value))
+
+
+class JSONDocument(sa.TypeDecorator[Any]):
+    """A JSON column whose ``None`` is SQL ``NULL`` and whose NaN / infinities are stored as null.
+
+    Python ``None`` is SQL ``NULL`` (not the JSON ``null``), so ``IS NULL`` finds absent
+    documents. On SQLite the value is serialised once, compactly, by :func:`dumps_json`.
+    """
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """SQLite: one compact ``json.dumps``; other engines: the driver's JSON adaptation."""
+        if dialect.name == "sqlite":
+            return _sqlite_json_bind
+        return super().bind_processor(dialect)
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """Replace non-finite floats by ``None`` (engines other than SQLite)."""
+        return None if value is None else _finite(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        """Return the decoded document unchanged."""
+        return value
+
+
+def _sqlite_json_bind(value: Any) -> str | None:
+    return None if value is None else dumps_json(value)
 
 
 class Base(DeclarativeBase):
@@ -258,3 +331,187 @@ class LLMCacheRow(Base):
     usage: Mapped[dict[str, Any]] = mapped_column(sa.JSON())
     latency_s: Mapped[float] = mapped_column(sa.Float())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- trading workflow (issue 6) ---------------------------------------------------------------
+#
+# One row per run in ``workflow_runs``; one row per (run, pair, closed bar) in ``cycles``, which
+# also holds the account after the cycle (the equity snapshot is folded into the cycle: one
+# write per cycle, and the equity curve is a range scan of the run's cycles). ``orders`` and
+# ``fills`` are keyed by their deterministic ids; ``positions`` holds the LATEST open positions of
+# each run (replaced at every persisted cycle); ``workflow_state`` the latest resume state per
+# (run, pair). ``seq`` numbers a run's cycles in the order they were persisted.
+
+
+class WorkflowRunRow(Base):
+    """One run of the trading workflow (backtest, paper or live)."""
+
+    __tablename__ = "workflow_runs"
+    __table_args__ = (
+        sa.CheckConstraint(_in("mode", WORKFLOW_MODES), name="mode"),
+        sa.CheckConstraint(_in("status", WORKFLOW_RUN_STATUSES), name="status"),
+    )
+
+    run_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    mode: Mapped[str] = mapped_column(sa.String(16))
+    strategy: Mapped[str] = mapped_column(sa.String(200))
+    pairs: Mapped[Any] = mapped_column(JSONDocument(), nullable=False)
+    timeframe: Mapped[str] = mapped_column(sa.String(16))
+    calendar: Mapped[str] = mapped_column(sa.String(16))
+    config: Mapped[Any] = mapped_column(JSONDocument(), nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_bar_ts: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cycles: Mapped[int] = mapped_column(sa.BigInteger())
+    error: Mapped[str | None] = mapped_column(sa.Text())
+
+
+class CycleRow(Base):
+    """One cycle (pair, closed bar) of a run, with the account after it."""
+
+    __tablename__ = "cycles"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "pair", "bar_ts"),
+        sa.Index(None, "run_id", "seq"),
+    )
+
+    cycle_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    run_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("workflow_runs.run_id", ondelete="CASCADE")
+    )
+    seq: Mapped[int] = mapped_column(sa.BigInteger())
+    pair: Mapped[str] = mapped_column(sa.String(64))
+    bar_ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    strategy: Mapped[str] = mapped_column(sa.String(200))
+    prediction: Mapped[Any] = mapped_column(JSONDocument(), nullable=True)
+    supervision: Mapped[Any] = mapped_column(JSONDocument(), nullable=True)
+    decision: Mapped[Any] = mapped_column(JSONDocument(), nullable=True)
+    action: Mapped[str | None] = mapped_column(sa.String(16))
+    llm_verdict: Mapped[str | None] = mapped_column(sa.String(16))
+    equity: Mapped[float | None] = mapped_column(sa.Float())
+    cash: Mapped[float | None] = mapped_column(sa.Float())
+    realized_pnl: Mapped[float | None] = mapped_column(sa.Float())
+    unrealized_pnl: Mapped[float | None] = mapped_column(sa.Float())
+    fees: Mapped[float | None] = mapped_column(sa.Float())
+    drawdown: Mapped[float | None] = mapped_column(sa.Float())
+    risk_state: Mapped[str | None] = mapped_column(sa.String(16))
+    timings: Mapped[Any] = mapped_column(JSONDocument(), nullable=False)
+    errors: Mapped[int] = mapped_column(sa.Integer())
+    persisted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CycleErrorRow(Base):
+    """One step error of a cycle and what its policy did."""
+
+    __tablename__ = "cycle_errors"
+    __table_args__ = (
+        sa.UniqueConstraint("cycle_id", "position"),
+        sa.Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer(), primary_key=True, autoincrement=True)
+    cycle_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("cycles.cycle_id", ondelete="CASCADE")
+    )
+    run_id: Mapped[str] = mapped_column(sa.String(32))
+    position: Mapped[int] = mapped_column(sa.Integer())
+    pair: Mapped[str] = mapped_column(sa.String(64))
+    bar_ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    step: Mapped[str] = mapped_column(sa.String(16))
+    error_type: Mapped[str] = mapped_column(sa.String(128))
+    message: Mapped[str] = mapped_column(sa.Text())
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OrderRow(Base):
+    """One order, keyed by its deterministic client order id; its status follows its fills."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
+        sa.Index(None, "run_id", "pair", "status"),
+        sa.Index(None, "run_id", "created_at"),
+    )
+
+    client_order_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    run_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("workflow_runs.run_id", ondelete="CASCADE")
+    )
+    cycle_id: Mapped[str | None] = mapped_column(sa.String(32))
+    pair: Mapped[str] = mapped_column(sa.String(64))
+    side: Mapped[str] = mapped_column(sa.String(4))
+    quantity: Mapped[float] = mapped_column(sa.Float())
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    reduce_only: Mapped[bool] = mapped_column(sa.Boolean())
+    stop_price: Mapped[float | None] = mapped_column(sa.Float())
+    limit_price: Mapped[float | None] = mapped_column(sa.Float())
+    reference_price: Mapped[float | None] = mapped_column(sa.Float())
+    quote_quantity: Mapped[float | None] = mapped_column(sa.Float())
+    max_cost: Mapped[float | None] = mapped_column(sa.Float())
+    filled_quantity: Mapped[float] = mapped_column(sa.Float())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    bar_ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_cycle_id: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class FillRow(Base):
+    """One execution of an order, inserted once by its id."""
+
+    __tablename__ = "fills"
+    __table_args__ = (sa.Index(None, "run_id", "ts"),)
+
+    fill_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("orders.client_order_id", ondelete="CASCADE"), index=True
+    )
+    run_id: Mapped[str] = mapped_column(sa.String(32))
+    cycle_id: Mapped[str] = mapped_column(sa.String(32))
+    pair: Mapped[str] = mapped_column(sa.String(64))
+    side: Mapped[str] = mapped_column(sa.String(4))
+    quantity: Mapped[float] = mapped_column(sa.Float())
+    price: Mapped[float] = mapped_column(sa.Float())
+    fee: Mapped[float] = mapped_column(sa.Float())
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(sa.String(16))
+
+
+class PositionRow(Base):
+    """The latest open position of a run on a pair (rows replaced at every persisted cycle)."""
+
+    __tablename__ = "positions"
+
+    run_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("workflow_runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    pair: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    cycle_id: Mapped[str] = mapped_column(sa.String(32))
+    side: Mapped[int] = mapped_column(sa.SmallInteger())
+    quantity: Mapped[float] = mapped_column(sa.Float())
+    entry_price: Mapped[float] = mapped_column(sa.Float())
+    mark_price: Mapped[float] = mapped_column(sa.Float())
+    stop_loss: Mapped[float | None] = mapped_column(sa.Float())
+    take_profit: Mapped[float | None] = mapped_column(sa.Float())
+    unrealized_pnl: Mapped[float] = mapped_column(sa.Float())
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    bar_ts: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkflowStateRow(Base):
+    """The latest resume state (broker, ledger, risk engine) of a run, per pair."""
+
+    __tablename__ = "workflow_state"
+
+    run_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("workflow_runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    pair: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    cycle_id: Mapped[str] = mapped_column(sa.String(32))
+    seq: Mapped[int] = mapped_column(sa.BigInteger())
+    bar_ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[Any] = mapped_column(JSONDocument(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -258,6 +258,9 @@ class WorkflowSettings(_Section):
     fee_bps: float = Field(10.0, ge=0, le=1_000, description="taker fee per fill")
     slippage_bps: float = Field(0.0, ge=0, le=1_000, description="against each market fill")
     intrabar: Literal["stop_first", "target_first"] = "stop_first"
+    bracket_orders: bool = Field(
+        True, description="submit a protective stop and target with each entry"
+    )
     poll_every_s: float = Field(10.0, gt=0, le=3_600, description="paper: exchange polling period")
     warmup_bars: int | None = Field(None, ge=1, le=1_000_000, description="empty = predictor's")
     decision: DecisionSettings = Field(default_factory=DecisionSettings)

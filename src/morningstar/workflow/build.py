@@ -1,0 +1,291 @@
+"""The workflow's composition root: which adapters for which mode, from the typed settings.
+
+* backtest: :class:`~morningstar.data.feeds.ReplayFeed` over stored (or given) bars, the
+  predictor run once over every bar (:meth:`predict_batch`: each row is point in time),
+  :class:`~morningstar.exchange.simulated.SimulatedBroker`, cycles persisted in batches;
+* paper: :class:`~morningstar.data.feeds.CcxtPollingFeed` (closed bars from the exchange),
+  :class:`~morningstar.exchange.paper.PaperBroker` (the same fill model), the predictor run on the
+  recent bars each cycle, each cycle persisted in its own transaction with the resume state; a
+  run started again with the same ``run_id`` resumes after its last persisted bar.
+
+Everything else — rules, supervision, risk engine, ledger, policies, records — is the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from morningstar.config import Settings, WorkflowSettings, settings_as_dict
+from morningstar.core.decision import DecisionParams
+from morningstar.core.engine import Costs
+from morningstar.core.ledger import Ledger
+from morningstar.core.risk import RiskEngine, RiskLimits
+from morningstar.core.sizing import SizingParams
+from morningstar.errors import UserInputError
+from morningstar.workflow.policy import StepRunner
+from morningstar.workflow.runner import TradingWorkflow, WorkflowParts
+from morningstar.workflow.supervisor import SNAPSHOT_BARS, LLMSupervisor
+
+if TYPE_CHECKING:
+    from morningstar.core.prediction import Predictor
+    from morningstar.llm.gateway import Gateway
+    from morningstar.store.db import Database
+
+__all__ = ["BuiltRun", "build_backtest", "build_paper", "make_predictor", "new_run_id"]
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id(seed: Mapping[str, Any] | None = None) -> str:
+    """A run id: 32 hex characters, random, or derived from ``seed`` (a replayable backtest:
+    the same settings and data give the same id, so a rerun writes the same rows)."""
+    if seed is None:
+        import uuid
+
+        return uuid.uuid4().hex
+    text = json.dumps(seed, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def make_predictor(wf: WorkflowSettings) -> Predictor:
+    """The predictor named by ``workflow.predictor``: ``strategy:<name>`` or ``model:<dir>``.
+
+    Raises:
+        StrategyError: unknown strategy or bad parameters.
+        UserInputError: a missing or incompatible model artifact.
+        ConfigError: PyTorch is not installed (``model:`` only).
+    """
+    kind, _, name = wf.predictor.partition(":")
+    if kind == "strategy":
+        from morningstar.model.predictors import StrategySignalPredictor
+
+        return StrategySignalPredictor(name, dict(wf.predictor_params))
+    from morningstar.model.predictors import ModelPredictor
+    from morningstar.model.wrapper import MorningstarModel
+
+    return ModelPredictor(MorningstarModel.load(Path(name).expanduser()))
+
+
+def _decision(wf: WorkflowSettings) -> DecisionParams:
+    return DecisionParams(**wf.decision.model_dump())
+
+
+def _sizing(wf: WorkflowSettings) -> SizingParams | None:
+    s = wf.sizing
+    if s.mode == "fraction":
+        return None
+    return SizingParams(
+        target_vol_pct=s.target_vol_pct, confidence_floor=s.confidence_floor,
+        kelly_fraction=s.kelly_fraction, max_risk_pct=s.max_risk_pct,
+        max_position_pct=s.max_position_pct,
+    )  # fmt: skip
+
+
+def _steps(wf: WorkflowSettings) -> StepRunner:
+    e = wf.errors
+    policies = {"fetch": e.fetch, "features": e.features, "predict": e.predict,
+                "decide": e.decide, "execute": e.execute, "persist": e.persist}  # fmt: skip
+    return StepRunner(policies, retries=e.retries, backoff_s=e.backoff_s)
+
+
+@dataclass
+class BuiltRun:
+    """A workflow ready to run, with what must be closed after it."""
+
+    workflow: TradingWorkflow
+    run_id: str
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close the gateway, broker and feed (idempotent)."""
+        while self.closers:
+            closer = self.closers.pop()
+            try:
+                closer()
+            except Exception:  # closing must not hide the run's own outcome
+                log.exception("closing a workflow part failed")
+
+
+def _supervisor(
+    settings: Settings, wf: WorkflowSettings, db: Database | None, gateway: Gateway | None,
+    calendar: str, closers: list[Callable[[], None]],
+) -> LLMSupervisor | None:  # fmt: skip
+    if not wf.supervisor.enabled:
+        return None
+    if gateway is None:
+        from morningstar.llm.gateway import Gateway
+
+        gateway = Gateway.from_settings(settings, db=db)
+        closers.append(gateway.close)
+    return LLMSupervisor(
+        gateway, timeframe=wf.timeframe, calendar=calendar,
+        latency_budget_s=wf.supervisor.latency_budget_s, template=wf.supervisor.template,
+    )  # fmt: skip
+
+
+def build_backtest(
+    settings: Settings,
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    db: Database | None,
+    calendar: str = "crypto",
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    run_id: str | None = None,
+    gateway: Gateway | None = None,
+    persist_every: int = 5_000,
+) -> BuiltRun:
+    """A backtest over ``frames`` (OHLCV frames by pair) with ``settings.workflow``.
+
+    Args:
+        settings: the settings (``workflow``, ``risk``, ``llm`` sections).
+        frames: bars per pair, the full history (bars before ``start`` warm the predictor up).
+        db: where the run is persisted (None: not persisted).
+        calendar: the market calendar (annualisation of the supervisor's volatility).
+        start, end: the replayed range (``end`` exclusive).
+        run_id: the run's id; default: derived from the settings and the data (a rerun of the
+            same backtest writes the same rows).
+        gateway: an LLM gateway to use (tests); default: built from ``settings.llm``.
+        persist_every: cycles per transaction.
+
+    Raises:
+        UserInputError: no bars, or too few to warm up.
+    """
+    from morningstar.data.feeds import ReplayFeed
+    from morningstar.exchange.simulated import SimulatedBroker
+
+    wf = settings.workflow
+    if not frames:
+        raise UserInputError("no bars to backtest", where="workflow.pairs")
+    predictor = make_predictor(wf)
+    feed = ReplayFeed(frames, wf.timeframe, start=start, end=end)
+    batches = {pair: predictor.predict_batch(frame) for pair, frame in feed.frames.items()}
+    if run_id is None:
+        run_id = new_run_id({
+            "settings": settings_as_dict(settings)["workflow"], "risk": settings.risk.model_dump(),
+            "data": {p: [len(f), str(f.index[0]), str(f.index[-1]), float(f["close"].sum())]
+                     for p, f in frames.items()},
+            "start": str(start), "end": str(end),
+        })  # fmt: skip
+    closers: list[Callable[[], None]] = [feed.close]
+    broker = SimulatedBroker(
+        Costs(fee_bps=wf.fee_bps, slippage_bps=wf.slippage_bps), intrabar=wf.intrabar
+    )
+    store = _store(db, run_id, "backtest", settings, list(frames), calendar)
+    parts = WorkflowParts(
+        run_id=run_id, mode="backtest", pairs=list(frames), timeframe=wf.timeframe,
+        strategy=wf.predictor.split(":", 1)[0] + ":" + _short(wf.predictor), feed=feed,
+        broker=broker, ledger=Ledger(wf.initial_cash),
+        predictor=predictor, risk=RiskEngine(RiskLimits.from_settings(settings.risk)),
+        decision=_decision(wf), sizing=_sizing(wf), fraction=wf.sizing.fraction,
+        supervisor=_supervisor(settings, wf, db, gateway, calendar, closers),
+        abstain=wf.supervisor.abstain, steps=_steps(wf), store=store, batches=batches,
+        history=max(SNAPSHOT_BARS, wf.warmup_bars or 0), persist_every=persist_every,
+        brackets=wf.bracket_orders,
+        flatten_on_halt=settings.risk.flatten_on_halt,
+    )  # fmt: skip
+    return BuiltRun(TradingWorkflow(parts), run_id, closers)
+
+
+def _short(predictor: str) -> str:
+    kind, _, name = predictor.partition(":")
+    return Path(name).name if kind == "model" else name
+
+
+def _store(
+    db: Database | None, run_id: str, mode: str, settings: Settings, pairs: list[str],
+    calendar: str,
+) -> Any:  # fmt: skip
+    if db is None:
+        return None
+    from morningstar.store.workflow import WorkflowStore
+
+    store = WorkflowStore(db)
+    wf = settings.workflow
+    store.start_run(
+        run_id, mode=mode, strategy=wf.predictor, pairs=pairs, timeframe=wf.timeframe,
+        config={"workflow": settings_as_dict(settings)["workflow"],
+                "risk": settings.risk.model_dump()},
+        calendar=calendar,
+    )  # fmt: skip
+    return store
+
+
+def build_paper(
+    settings: Settings,
+    *,
+    db: Database,
+    run_id: str,
+    exchange: Any,
+    calendar: str = "crypto",
+    clock: Callable[[], datetime] | None = None,
+    gateway: Gateway | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> BuiltRun:
+    """A paper run on live bars from ``exchange`` (a ccxt exchange; see
+    :func:`morningstar.exchange.make_exchange`), resumed when ``run_id`` was persisted before.
+
+    The broker, the ledger and the risk engine are restored from the last persisted cycle; the
+    feed resumes after the last persisted bar of each pair, so no bar is decided twice and none
+    is skipped.
+    """
+    from morningstar.data.feeds import CcxtPollingFeed
+    from morningstar.exchange.paper import PaperBroker
+    from morningstar.store.workflow import WorkflowStore
+
+    wf = settings.workflow
+    pairs = list(wf.pairs)
+    if not pairs:
+        raise UserInputError("a paper run needs pairs", where="workflow.pairs",
+                             hint="set workflow.pairs or pass --pair")  # fmt: skip
+    store = WorkflowStore(db)
+    resume = store.last_state(run_id) if store.get_run(run_id) is not None else None
+    store = _store(db, run_id, "paper", settings, pairs, calendar)
+    predictor = make_predictor(wf)
+    state = resume.latest() if resume is not None else None
+    history = max(SNAPSHOT_BARS, wf.warmup_bars or 0, _min_history(predictor))
+    feed = CcxtPollingFeed(
+        exchange, pairs, wf.timeframe, clock=clock or (lambda: datetime.now(UTC)),
+        poll_every_s=wf.poll_every_s, history=history,
+        last_bars=dict(resume.last_bar) if resume is not None and resume.last_bar else None,
+    )  # fmt: skip
+    costs = Costs(fee_bps=wf.fee_bps, slippage_bps=wf.slippage_bps)
+    if state is not None:
+        broker = PaperBroker.from_state(state["broker"], costs, intrabar=wf.intrabar)
+        ledger = Ledger.from_state(state["ledger"])
+        limits = RiskLimits.from_settings(settings.risk)
+        risk = RiskEngine.from_state(limits, state["risk"])
+    else:
+        broker = PaperBroker(costs, intrabar=wf.intrabar)
+        ledger = Ledger(wf.initial_cash)
+        risk = RiskEngine(RiskLimits.from_settings(settings.risk))
+    closers: list[Callable[[], None]] = [feed.close, broker.close]
+    parts = WorkflowParts(
+        run_id=run_id, mode="paper", pairs=pairs, timeframe=wf.timeframe,
+        strategy=wf.predictor.split(":", 1)[0] + ":" + _short(wf.predictor), feed=feed,
+        broker=broker, ledger=ledger, predictor=predictor, risk=risk, decision=_decision(wf),
+        sizing=_sizing(wf), fraction=wf.sizing.fraction,
+        supervisor=_supervisor(settings, wf, db, gateway, calendar, closers),
+        abstain=wf.supervisor.abstain, steps=_steps(wf), store=store, batches=None,
+        history=history, persist_every=1, brackets=wf.bracket_orders,
+        flatten_on_halt=settings.risk.flatten_on_halt,
+        sleep=sleep,
+    )  # fmt: skip
+    workflow = TradingWorkflow(parts)
+    if state is not None:
+        workflow.resume_from(state)
+    return BuiltRun(workflow, run_id, closers)
+
+
+def _min_history(predictor: Predictor) -> int:
+    model = getattr(predictor, "model", None)
+    return int(getattr(model, "min_history", 0) or 0)

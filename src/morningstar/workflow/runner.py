@@ -1,0 +1,587 @@
+"""The trading cycle, per pair and per closed bar, for every mode (architecture steps a–g).
+
+:class:`TradingWorkflow` runs the same code in backtest and paper modes; only the parts it is
+given differ (the feed, the broker, how predictions are obtained). Per closed bar of a pair:
+
+a. **fetch**: the feed delivers the bar (historical replay, or ccxt polling of closed bars);
+   the broker fills the pair's open orders against it (market orders at its open, protective
+   stops and targets inside its range); the ledger books the fills and marks the close.
+b/c. **features + predict**: the predictor's answer for the bar — a row of the predictions
+   computed once for the whole series in a backtest (every row is point in time), the
+   predictor run on the recent bars in paper mode.
+d. **supervise**: when the rules propose a change (an entry, and a stop adjustment when
+   configured), the LLM supervisor is asked through the gateway; a failure takes the abstain
+   path, recorded with its reason.
+e. **decide**: rules → supervision (can only reduce risk) → the risk engine (last word).
+f. **execute**: orders with deterministic client ids go to the broker: an entry with its
+   protective stop and target (a bracket: they guard the entry's own bar, as the backtest
+   engine does), a close (its protections cancelled), a stop adjustment (cancel and replace).
+g. **persist**: the cycle's record (prediction, supervision, decision, orders, fills, positions,
+   equity, step timings, errors) with the resume state — one transaction per cycle in paper
+   mode, batches of cycles in a backtest (a rerun rebuilds a backtest; a paper run resumes from
+   its last persisted cycle).
+
+Each step runs under its error policy (:mod:`morningstar.workflow.policy`); a failing pair never
+stops the others; ``halt`` stops the run after persisting. :meth:`TradingWorkflow.request_stop`
+(wired to SIGINT/SIGTERM by the command line) lets the current cycle finish and persist.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from morningstar.core.cycle import CycleRecord, StepError, cycle_id
+from morningstar.core.decision import (
+    DecisionParams,
+    OrderIntent,
+    needs_supervision,
+    propose,
+    supervise,
+)
+from morningstar.core.orders import Fill, Order, OrderSide, client_order_id
+from morningstar.core.risk import RiskEngine, RiskState
+from morningstar.core.sizing import SizingParams
+from morningstar.errors import DataValidationError
+from morningstar.workflow.policy import HaltRun, SkipCycle, StepRunner
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from morningstar.core.ledger import Ledger
+    from morningstar.core.prediction import Prediction, PredictionBatch, Predictor
+    from morningstar.core.types import Bar
+    from morningstar.data.feeds import MarketFeed
+    from morningstar.exchange.simulated import SimulatedBroker
+    from morningstar.store.workflow import WorkflowStore
+    from morningstar.workflow.supervisor import LLMSupervisor
+
+__all__ = ["RunSummary", "TradingWorkflow", "WorkflowParts"]
+
+log = logging.getLogger(__name__)
+
+_DAY_S = 86_400
+#: Protective orders of a quote-sized entry cover up to this multiple of its estimated quantity
+#: (reduce-only: the broker clips them to the position actually filled).
+_PROTECTION_MARGIN = 2.0
+
+
+@dataclass
+class WorkflowParts:
+    """What one run is made of (built by :mod:`morningstar.workflow.build` per mode).
+
+    Attributes:
+        run_id: the run (32 hex characters; stable across restarts of a paper run).
+        mode: ``backtest`` or ``paper``.
+        pairs: the markets traded.
+        timeframe: the bar length (``1h``).
+        strategy: the predictor's name for the records (``strategy:ema_cross``).
+        feed: the market feed (replay or ccxt polling).
+        broker: the broker (simulated, or paper: the same fill model on live bars).
+        ledger: the account.
+        predictor: the predictor port (model or strategy).
+        risk: the risk engine.
+        decision: the rules' parameters.
+        sizing: ``core.sizing`` parameters (``risk`` sizing), or None for ``fraction`` sizing.
+        fraction: the share of equity of an entry under ``fraction`` sizing (sized at the fill
+            price, as the backtest engine does).
+        supervisor: the LLM supervisor, or None when it is off.
+        abstain: ``keep`` or ``skip`` when the supervisor fails.
+        steps: the error policies.
+        store: where cycles are persisted (None: not persisted, e.g. an ablation twin).
+        batches: per pair, the predictions of every bar computed at once (backtest), or None
+            (paper: the predictor runs on the recent bars each cycle).
+        history: bars handed to the predictor and the supervisor's snapshot (paper).
+        persist_every: cycles per transaction (1 in paper mode).
+        brackets: submit the intent's stop and target with each entry.
+        flatten_on_halt: close every position when the risk engine halts.
+        sleep: waits between polls in paper mode (returns early when a stop is requested).
+        clock: the monotonic clock of the step timings.
+    """
+
+    run_id: str
+    mode: Literal["backtest", "paper"]
+    pairs: Sequence[str]
+    timeframe: str
+    strategy: str
+    feed: MarketFeed
+    broker: SimulatedBroker
+    ledger: Ledger
+    predictor: Predictor
+    risk: RiskEngine
+    decision: DecisionParams
+    sizing: SizingParams | None
+    fraction: float = 1.0
+    supervisor: LLMSupervisor | None = None
+    abstain: Literal["keep", "skip"] = "keep"
+    steps: StepRunner = field(default_factory=lambda: StepRunner({}))
+    store: WorkflowStore | None = None
+    batches: Mapping[str, PredictionBatch] | None = None
+    history: int = 500
+    persist_every: int = 1
+    brackets: bool = True
+    flatten_on_halt: bool = False
+    sleep: Callable[[float], None] | None = None
+    clock: Callable[[], float] = time.perf_counter
+
+
+@dataclass
+class RunSummary:
+    """What a run did (the command line prints it; the report and the ablation use it)."""
+
+    run_id: str
+    mode: str
+    bars: int = 0
+    cycles_persisted: int = 0
+    orders: int = 0
+    fills: int = 0
+    supervised: int = 0
+    vetoed: int = 0
+    reduced: int = 0
+    abstained: int = 0
+    risk_rejections: int = 0
+    errors: int = 0
+    halted: str | None = None
+    stopped: bool = False
+    initial_equity: float = 0.0
+    final_equity: float = 0.0
+    realized_pnl: float = 0.0
+    fees: float = 0.0
+    seconds: float = 0.0
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def bars_per_s(self) -> float:
+        """Bars (pair-bars) processed per second of wall time."""
+        return self.bars / self.seconds if self.seconds > 0 else math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly mapping."""
+        data = dict(self.__dict__)
+        data["step_seconds"] = dict(self.step_seconds)
+        data["bars_per_s"] = self.bars_per_s
+        return data
+
+
+@dataclass
+class _PairState:
+    batch_ns: Any = None  # backtest: the open times (int64 ns) of the batch's rows
+    protective: list[str] = field(default_factory=list)  # open stop / target order ids
+    bar_index: int = 0
+
+
+class TradingWorkflow:
+    """Runs the cycles of one run (see the module docstring)."""
+
+    def __init__(self, parts: WorkflowParts) -> None:
+        self.p = parts
+        self._stop = threading.Event()
+        self._pairs: dict[str, _PairState] = {pair: _PairState() for pair in parts.pairs}
+        if parts.batches is not None:
+            for pair, batch in parts.batches.items():
+                self._pairs[pair].batch_ns = batch.index.asi8
+        equity = parts.ledger.equity
+        self._peak = equity
+        self._day = -1
+        self._day_start = equity
+        self._pending: list[tuple[CycleRecord, dict[str, Any] | None]] = []
+        self.summary = RunSummary(parts.run_id, parts.mode, initial_equity=equity)
+        self._timing: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ control
+    def request_stop(self) -> None:
+        """Finish the current cycle, persist, and return from :meth:`run` (thread-safe)."""
+        self._stop.set()
+
+    def resume_from(self, state: Mapping[str, Any]) -> None:
+        """Restore the workflow's own counters from a persisted state (ledger, broker and risk
+        engine are restored by whoever built them)."""
+        wf = state.get("workflow", {})
+        self._peak = float(wf.get("peak", self._peak))
+        self._day = int(wf.get("day", self._day))
+        self._day_start = float(wf.get("day_start", self._day_start))
+        for pair, data in dict(wf.get("pairs", {})).items():
+            if pair in self._pairs:
+                self._pairs[pair].protective = list(data.get("protective", []))
+                self._pairs[pair].bar_index = int(data.get("bar_index", 0))
+
+    def state(self) -> dict[str, Any]:
+        """Everything a restart needs (broker, ledger, risk engine, workflow counters)."""
+        return {
+            "broker": self.p.broker.state(),
+            "ledger": self.p.ledger.to_state(),
+            "risk": self.p.risk.to_state(),
+            "workflow": {
+                "peak": self._peak, "day": self._day, "day_start": self._day_start,
+                "pairs": {pair: {"protective": list(s.protective), "bar_index": s.bar_index}
+                          for pair, s in self._pairs.items()},
+            },
+        }  # fmt: skip
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> RunSummary:
+        """Run until the feed is exhausted (backtest), a stop is requested, or a halt."""
+        p = self.p
+        started = p.clock()
+        errors: list[StepError] = []
+        try:
+            while not self._stop.is_set():
+                t0 = p.clock()
+                errors.clear()
+                try:
+                    bars = p.steps.run("fetch", p.feed.next_bars, errors, where="feed")
+                except SkipCycle:
+                    self.summary.errors += 1
+                    bars = []
+                if not bars:
+                    if p.mode == "backtest" and getattr(p.feed, "done", False):
+                        break
+                    self._wait()
+                    continue
+                fetch_s = (p.clock() - t0) / len(bars)
+                for pair, bar in bars:
+                    self._cycle(pair, bar, fetch_s)
+                    if len(self._pending) >= p.persist_every:
+                        self._flush()
+        except HaltRun as halt:
+            self.summary.halted = halt.error.message
+            log.error("run %s halted: %s", p.run_id, halt.error.message)
+        finally:
+            self._flush()
+            self.summary.stopped = self._stop.is_set()
+            self.summary.seconds = p.clock() - started
+            self.summary.final_equity = p.ledger.equity
+            self.summary.realized_pnl = p.ledger.realized_pnl
+            self.summary.fees = p.ledger.fees
+            self.summary.step_seconds = dict(self._timing)
+        return self.summary
+
+    def _wait(self) -> None:
+        wait = getattr(self.p.feed, "seconds_until_next_poll", None)
+        seconds = min(max(float(wait()) if wait is not None else 1.0, 0.05), 60.0)
+        if self.p.sleep is not None:
+            self.p.sleep(seconds)
+        else:
+            self._stop.wait(seconds)
+
+    # ------------------------------------------------------------------ one cycle
+    def _cycle(self, pair: str, bar: Bar, fetch_s: float) -> None:
+        p = self.p
+        clock = p.clock
+        state = self._pairs[pair]
+        errors: list[StepError] = []
+        timings: dict[str, float] = {"fetch": fetch_s}
+        fills: list[Fill] = []
+        orders: list[Order] = []
+        prediction: Prediction | None = None
+        decision: dict[str, Any] | None = None
+        supervision: dict[str, Any] | None = None
+        where = f"{pair} {bar.ts.isoformat()}"
+        self.summary.bars += 1
+        try:
+            t = clock()
+            fills = p.steps.run("execute", lambda: p.broker.process_bar(pair, bar), errors,
+                                where=where)  # fmt: skip
+            self._book(pair, fills, state)
+            p.ledger.mark(pair, bar.close)
+            self._account_day(bar)
+            timings["execute"] = clock() - t
+            t = clock()
+            prediction = p.steps.run("predict", lambda: self._predict(pair, bar, state), errors,
+                                     where=where)  # fmt: skip
+            timings["predict"] = clock() - t
+            state.bar_index += 1
+            t = clock()
+            intent, decision, supervision = self._decide(pair, bar, prediction, state, errors,
+                                                         timings)  # fmt: skip
+            timings["decide"] = clock() - t - timings.get("supervise", 0.0)
+            if intent is not None and intent.action != "none":
+                t = clock()
+                orders = p.steps.run("execute", lambda: self._execute(pair, bar, intent, state),
+                                     errors, where=where)  # fmt: skip
+                timings["execute"] += clock() - t
+        except SkipCycle:
+            pass  # recorded in errors; the next bar runs normally
+        finally:
+            self._record(pair, bar, prediction, supervision, decision, orders, fills, errors,
+                         timings)  # fmt: skip
+
+    def _book(self, pair: str, fills: list[Fill], state: _PairState) -> None:
+        """Book fills: protections follow the position; stops start the cooldown."""
+        if not fills:
+            return
+        ledger = self.p.ledger
+        for fill in fills:
+            ledger.apply(fill)
+            if fill.reason == "stop_loss":
+                self.p.risk.record_stop(pair, state.bar_index)
+        self.summary.fills += len(fills)
+        if ledger.position(pair) is None:
+            state.protective.clear()  # the broker cancels what is left (reduce-only, OCO)
+        else:
+            self._sync_protection(pair, state)
+
+    def _sync_protection(self, pair: str, state: _PairState) -> None:
+        """Tell the ledger the stop / target levels of the open protective orders."""
+        sl = tp = None
+        open_ids = {o.client_order_id: o for o in self.p.broker.open_orders(pair)}
+        state.protective = [cid for cid in state.protective if cid in open_ids]
+        for cid in state.protective:
+            order = open_ids[cid]
+            if order.role == "stop_loss":
+                sl = order.stop_price
+            elif order.role == "take_profit":
+                tp = order.limit_price
+        self.p.ledger.set_protection(pair, sl, tp)
+
+    def _account_day(self, bar: Bar) -> None:
+        equity = self.p.ledger.equity
+        self._peak = max(self._peak, equity)
+        day = int(bar.close_ts.timestamp()) // _DAY_S
+        if day != self._day:
+            self._day = day
+            self._day_start = equity
+
+    def _predict(self, pair: str, bar: Bar, state: _PairState) -> Prediction | None:
+        """The prediction for ``bar``: the batch's row (backtest) or the predictor on the
+        recent bars (paper); None where the predictor has none (warm-up, missing data)."""
+        if state.batch_ns is not None:
+            row = self._row(pair)
+            if int(state.batch_ns[row]) != _ns(bar):
+                raise RuntimeError(f"prediction row {row} of {pair} is not the bar {bar.ts}")
+            batch = self.p.batches[pair]  # type: ignore[index]
+            return batch.row(row) if batch.valid[row] else None
+        window = self.p.feed.warmup(pair, self.p.history)
+        try:
+            return self.p.predictor.predict(window)
+        except DataValidationError as exc:  # no prediction at this bar (e.g. a NaN window)
+            log.info("%s: no prediction at %s: %s", pair, bar.ts, exc.one_line())
+            return None
+
+    def _row(self, pair: str) -> int:
+        """Row of the last delivered bar of ``pair`` in the replay's frames."""
+        return int(self.p.feed.cursor(pair)) - 1  # type: ignore[attr-defined]
+
+    def _decide(
+        self,
+        pair: str,
+        bar: Bar,
+        prediction: Prediction | None,
+        state: _PairState,
+        errors: list[StepError],
+        timings: dict[str, float],
+    ) -> tuple[OrderIntent | None, dict[str, Any] | None, dict[str, Any] | None]:
+        p = self.p
+        ledger = p.ledger
+        view = ledger.portfolio_view(peak_equity=self._peak, day_start_equity=self._day_start,
+                                     day=self._day, bar_index=state.bar_index)  # fmt: skip
+        risk_state = p.risk.update(view)
+        position = ledger.rules_position(pair)
+        if risk_state is RiskState.HALTED and p.flatten_on_halt and position is not None:
+            flat = p.risk.flatten_intents(view)
+            intent = next((i for i in flat if i.pair == pair), None)
+            if intent is not None:
+                return intent, {"proposal": intent.as_dict(), "final": intent.as_dict(),
+                                "rejections": [], "risk_state": str(risk_state),
+                                "flatten": True}, None  # fmt: skip
+        if prediction is None:
+            return None, None, None
+        sigma = prediction.volatility if prediction.volatility is not None else math.nan
+        proposal = propose(prediction, position, bar.close, sigma, view.equity, p.decision,
+                           p.sizing or _FRACTION_SIZING, pair=pair)  # fmt: skip
+        if proposal.action == "none":
+            return None, None, None
+        if p.sizing is None and proposal.action == "open":
+            proposal = _fraction_size(proposal, p.fraction, view.equity)
+        supervision: dict[str, Any] | None = None
+        intent = proposal
+        if p.supervisor is not None and needs_supervision(proposal, p.decision):
+            t = p.clock()
+            window = self._window(pair)
+            answer = p.supervisor.assess(pair, window, proposal, prediction)
+            supervised = supervise(proposal, answer.assessment, abstain=p.abstain,
+                                   abstain_reason=answer.reason)  # fmt: skip
+            timings["supervise"] = p.clock() - t
+            intent = supervised.intent
+            supervision = {**supervised.record.as_dict(), **answer.as_dict()}
+            self.summary.supervised += 1
+            if supervised.record.abstained:
+                self.summary.abstained += 1
+                errors.append(StepError("supervise", answer.error_type or "Abstained",
+                                        answer.reason or "abstained", "abstained"))  # fmt: skip
+            elif supervised.record.verdict == "veto":
+                self.summary.vetoed += 1
+            elif supervised.record.changed:
+                self.summary.reduced += 1
+        risk = p.risk.check(intent, view)
+        if risk.rejections:
+            self.summary.risk_rejections += 1
+        final = risk.intent
+        decision: dict[str, Any] = {
+            "proposal": proposal.as_dict(),
+            "final": final.as_dict(),
+            "rejections": [str(r) for r in risk.rejections],
+            "risk_state": str(risk.state),
+        }
+        if supervision is not None:
+            decision["llm_verdict"] = supervision.get("verdict")
+        return final, decision, supervision
+
+    def _window(self, pair: str) -> pd.DataFrame:
+        """The recent bars up to the decision bar (the supervisor's snapshot)."""
+        return self.p.feed.warmup(pair, self.p.history)
+
+    # ------------------------------------------------------------------ execution
+    def _execute(self, pair: str, bar: Bar, intent: OrderIntent, state: _PairState) -> list[Order]:
+        p = self.p
+        run, ts, close_ts = p.run_id, bar.ts, bar.close_ts
+        orders: list[Order] = []
+        if intent.action == "open":
+            entry_side: OrderSide = "buy" if intent.side > 0 else "sell"
+            exit_side: OrderSide = "sell" if intent.side > 0 else "buy"
+            qty = intent.quantity
+            # fraction sizing: the notional is spent at the fill price, within the cash (the
+            # engine's sizing); the quantity is the estimate at the close
+            quote = None if p.sizing is not None else (qty * bar.close, p.ledger.cash)
+            orders.append(Order(
+                client_order_id(run, pair, ts, "open"), run, pair, entry_side, qty, "market",
+                "open", close_ts, ts, reference_price=bar.close,
+                quote_quantity=None if quote is None else quote[0],
+                max_cost=None if quote is None else quote[1],
+            ))  # fmt: skip
+            cover = qty * _PROTECTION_MARGIN if quote is not None else qty
+            if p.brackets and intent.stop_loss is not None:
+                orders.append(Order(
+                    client_order_id(run, pair, ts, "stop_loss"), run, pair, exit_side, cover,
+                    "stop", "stop_loss", close_ts, ts, reduce_only=True,
+                    stop_price=intent.stop_loss, reference_price=bar.close,
+                ))  # fmt: skip
+            if p.brackets and intent.take_profit is not None:
+                orders.append(Order(
+                    client_order_id(run, pair, ts, "take_profit"), run, pair, exit_side, cover,
+                    "limit", "take_profit", close_ts, ts, reduce_only=True,
+                    limit_price=intent.take_profit, reference_price=bar.close,
+                ))  # fmt: skip
+        elif intent.action == "close":
+            self._cancel_protection(state)
+            side: OrderSide = "sell" if intent.side > 0 else "buy"
+            orders.append(Order(
+                client_order_id(run, pair, ts, "close"), run, pair, side, intent.quantity,
+                "market", "close", close_ts, ts, reduce_only=True, reference_price=bar.close,
+            ))  # fmt: skip
+        elif intent.action == "adjust":
+            position = p.ledger.position(pair)
+            if position is None:
+                return []
+            old = [o for o in p.broker.open_orders(pair)
+                   if o.client_order_id in state.protective]  # fmt: skip
+            exit_: OrderSide = "sell" if position.side > 0 else "buy"
+            if intent.stop_loss is not None:
+                for o in old:
+                    if o.role == "stop_loss":
+                        p.broker.cancel(o.client_order_id)
+                orders.append(Order(
+                    client_order_id(run, pair, ts, "stop_loss"), run, pair, exit_,
+                    position.quantity, "stop", "stop_loss", close_ts, ts, reduce_only=True,
+                    stop_price=intent.stop_loss, reference_price=bar.close,
+                ))  # fmt: skip
+        for order in orders:
+            ack = p.broker.submit(order)
+            if ack.status == "rejected":
+                log.warning("%s: order %s rejected: %s", pair, order.client_order_id, ack.reason)
+            elif order.role in ("stop_loss", "take_profit") and (
+                order.client_order_id not in state.protective  # a retried execute step
+            ):
+                state.protective.append(order.client_order_id)
+        self.summary.orders += len(orders)
+        if intent.action == "adjust":
+            self._sync_protection(pair, state)
+        return orders
+
+    def _cancel_protection(self, state: _PairState) -> None:
+        for cid in state.protective:
+            self.p.broker.cancel(cid)
+        state.protective.clear()
+
+    # ------------------------------------------------------------------ persistence
+    def _record(
+        self,
+        pair: str,
+        bar: Bar,
+        prediction: Prediction | None,
+        supervision: dict[str, Any] | None,
+        decision: dict[str, Any] | None,
+        orders: list[Order],
+        fills: list[Fill],
+        errors: list[StepError],
+        timings: dict[str, float],
+    ) -> None:
+        p = self.p
+        for step, seconds in timings.items():
+            self._timing[step] = self._timing.get(step, 0.0) + seconds
+        self.summary.errors += sum(1 for e in errors if e.outcome != "abstained")
+        if p.store is None:
+            return
+        ledger = p.ledger
+        record = CycleRecord(
+            cycle_id=cycle_id(p.run_id, pair, bar.ts),
+            run_id=p.run_id,
+            pair=pair,
+            bar_ts=bar.ts,
+            strategy=p.strategy,
+            prediction=None if prediction is None else prediction.as_dict(),
+            supervision=supervision,
+            decision=decision,
+            orders=tuple(orders),
+            fills=tuple(fills),
+            positions=ledger.positions(first=pair) if (orders or fills or ledger.pairs) else (),
+            equity=ledger.snapshot(str(p.risk.state), self._peak),
+            timings=timings,
+            errors=tuple(errors),
+        )
+        state = self.state() if p.mode == "paper" else None
+        self._pending.append((record, state))
+
+    def _flush(self) -> None:
+        p = self.p
+        if not self._pending or p.store is None:
+            self._pending.clear()
+            return
+        batch = self._pending
+        self._pending = []
+        store = p.store
+        if p.mode == "backtest":  # the run's last state is enough to inspect a backtest
+            states: list[dict[str, Any] | None] = [None] * len(batch)
+            states[-1] = self.state()
+            t = p.clock()
+            written = store.persist_many([r for r, _ in batch], states)
+        else:
+            t = p.clock()
+            written = 0
+            for record, state in batch:
+                written += int(store.persist(record, state=state))
+        self._timing["persist"] = self._timing.get("persist", 0.0) + (p.clock() - t)
+        self.summary.cycles_persisted += written
+
+
+_FRACTION_SIZING = SizingParams(max_position_pct=100.0, max_risk_pct=100.0)
+
+
+def _fraction_size(intent: OrderIntent, fraction: float, equity: float) -> OrderIntent:
+    """An entry sized as the backtest engine sizes: ``fraction`` of equity (spent at the fill
+    price; the quantity here is the estimate at the decision's close)."""
+    return replace(
+        intent,
+        quantity=fraction * equity / intent.price,
+        reasons=(*intent.reasons, f"fraction sizing: {fraction:g} of equity at the fill price"),
+    )
+
+
+def _ns(bar: Bar) -> int:
+    """The bar's open time in epoch nanoseconds (bars are stamped to the microsecond)."""
+    return round(bar.ts.timestamp() * 1e6) * 1000

@@ -1,0 +1,265 @@
+"""The trading workflow in backtest mode, end to end on real bars.
+
+* Parity: with a strategy predictor and the supervisor off, the workflow's fills and its
+  persisted equity curve equal the backtest engine's trades and equity (fees, prices, P&L) to
+  1e-9, on the first 20,000 5-minute bars of BTC/USDT.
+* The LLM can only reduce risk, end to end: a supervisor that vetoes everything leaves no trade;
+  one that halves every size halves the entries and never adds one; a failing one takes the
+  abstain path (``keep`` or ``skip``), recorded with its reason.
+* Replay: two backtests with the same settings write the same rows (run ids, cycles, orders,
+  fills, equity); persisting the same run again writes nothing new.
+* Fault policies: a predictor that fails on some bars skips those cycles (recorded); a broker
+  that fails transiently is retried with the same client order id (no duplicate order).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from morningstar.config import Settings
+from morningstar.core.engine import Costs, ExitReason, FractionSizing
+from morningstar.errors import LLMTimeoutError
+from morningstar.llm.budget import BudgetBook
+from morningstar.llm.cache import ReplayCache
+from morningstar.llm.gateway import Gateway
+from morningstar.llm.monitor import LLMMonitor
+from morningstar.llm.pricing import PriceTable
+from morningstar.research import backtest
+from morningstar.store import open_database
+from morningstar.store.db import Database
+from morningstar.store.workflow import WorkflowStore
+from morningstar.workflow.build import build_backtest
+from tests.fakes.fake_broker import FakeBroker
+from tests.fakes.scripted_llm import ScriptedLLM, reply
+
+pytestmark = pytest.mark.shared_data
+
+FILE = "genetrader/BINANCE_BTC_USDT-5m.csv"
+PAIR = "BTC/USDT"
+TOL = 1e-9
+#: Bars before the replayed range: the supervisor's market snapshot needs 100 of them.
+WARM = 300
+PERMISSIVE_RISK = {"max_position_pct": 100, "per_asset_cap_pct": 100,
+                   "max_gross_exposure_pct": 100, "daily_loss_limit_pct": 100,
+                   "max_drawdown_pct": 100}  # fmt: skip
+
+
+@cache
+def _bars(root: str, n: int) -> pd.DataFrame:
+    df = pd.read_csv(Path(root) / FILE, index_col="timestamp", nrows=n)
+    df.index = pd.DatetimeIndex(pd.to_datetime(df.index, utc=True), name="timestamp")
+    return df.astype("float64")
+
+
+def settings(**workflow: Any) -> Settings:
+    wf: dict[str, Any] = {
+        "timeframe": "5m", "predictor": "strategy:ema_cross", "fee_bps": 10, "slippage_bps": 5,
+        "sizing": {"mode": "fraction", "fraction": 1.0}, "supervisor": {"enabled": False},
+        "bracket_orders": False, "decision": {"min_confidence": 0.5, "adjust_stops": False},
+    }  # fmt: skip
+    wf.update(workflow)
+    return Settings(workflow=wf, risk=PERMISSIVE_RISK, llm={"cache_mode": "off"})
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = open_database(f"sqlite:///{tmp_path / 'wf.sqlite'}")
+    yield database
+    database.dispose()
+
+
+def gateway(provider: ScriptedLLM, db: Database | None = None, mode: str = "off") -> Gateway:
+    from morningstar.config import LLMBudget
+    from morningstar.retry import RetryPolicy
+
+    return Gateway(
+        provider, model="scripted-model", monitor=LLMMonitor(db=db, stall_check_every_s=None),
+        cache=ReplayCache(db, mode), budgets=BudgetBook(LLMBudget(), {}),  # type: ignore[arg-type]
+        prices=PriceTable.load(), retry=RetryPolicy(max_attempts=2, sleep=lambda _s: None),
+    )  # fmt: skip
+
+
+def verdict(kind: str, size: float) -> str:
+    return json.dumps({"verdict": kind, "confidence": 0.8, "coherence": 0.5, "risk": "medium",
+                       "size_multiplier": size, "stop_multiplier": 1.0,
+                       "take_profit_multiplier": 1.0, "reasons": ["scripted"]})  # fmt: skip
+
+
+def test_workflow_reproduces_the_engine(shared_data: Path, db: Database) -> None:
+    df = _bars(str(shared_data), 20_000)
+    run = build_backtest(settings(), {PAIR: df}, db=db)
+    summary = run.workflow.run()
+    run.close()
+    res = backtest(df, "ema_cross", costs=Costs(fee_bps=10, slippage_bps=5),
+                   sizing=FractionSizing(1.0))  # fmt: skip
+    engine = res.engine
+    store = WorkflowStore(db)
+    fills = store.fills(run.run_id, limit=100_000)
+    fills = sorted(fills, key=lambda f: (f.ts, f.fill_id))
+    assert summary.bars == 20_000 and summary.cycles_persisted == 20_000
+    assert len(fills) == summary.fills > 200
+    assert abs(summary.final_equity - engine.final_equity) <= TOL
+    trades = engine.trades
+    entries, exits = fills[0::2], fills[1::2]
+    assert len(entries) == engine.n_trades
+    worst = 0.0
+    for k, row in enumerate(trades):
+        entry = entries[k]
+        assert pd.Timestamp(entry.ts).value == row["entry_time"]
+        for got, want in ((entry.quantity, row["size"]), (entry.price, row["entry_price"]),
+                          (entry.fee, row["entry_fee"])):  # fmt: skip
+            worst = max(worst, abs(got - want))
+        if row["exit_reason"] == ExitReason.OPEN:
+            assert k == len(exits)
+            continue
+        exit_ = exits[k]
+        assert pd.Timestamp(exit_.ts).value == row["exit_time"]
+        worst = max(worst, abs(exit_.price - row["exit_price"]), abs(exit_.fee - row["exit_fee"]))
+    assert worst <= TOL
+    curve = store.equity(run.run_id)
+    equity = np.array([row[2] for row in curve])
+    assert len(equity) == len(engine.equity)
+    assert float(np.max(np.abs(equity - engine.equity))) <= TOL
+
+
+def _entries(db: Database, run_id: str) -> list[Any]:
+    return [f for f in WorkflowStore(db).fills(run_id, limit=100_000) if f.reason == "signal"]
+
+
+def test_the_supervisor_can_only_reduce_risk(shared_data: Path, tmp_path: Path) -> None:
+    df = _bars(str(shared_data), 6_000)
+    on = settings(supervisor={"enabled": True, "abstain": "keep"})
+    results = {}
+    for name, text in (("veto", verdict("veto", 0.0)), ("reduce", verdict("reduce", 0.5)),
+                       ("approve", verdict("approve", 1.0))):  # fmt: skip
+        database = open_database(f"sqlite:///{tmp_path / (name + '.sqlite')}")
+        provider = ScriptedLLM(default=reply(text))
+        run = build_backtest(on, {PAIR: df}, db=database, gateway=gateway(provider),
+                             run_id=name.ljust(32, "0"), start=df.index[WARM])  # fmt: skip
+        summary = run.workflow.run()
+        run.close()
+        decided = [c.decision for c in WorkflowStore(database).cycles(run.run_id)
+                   if c.llm_verdict is not None]  # fmt: skip
+        results[name] = (summary, _entries(database, run.run_id), len(provider.calls), decided)
+        database.dispose()
+    off_db = open_database(f"sqlite:///{tmp_path / 'off.sqlite'}")
+    off_run = build_backtest(settings(), {PAIR: df}, db=off_db, run_id="off".ljust(32, "0"),
+                             start=df.index[WARM])  # fmt: skip
+    off = off_run.workflow.run()
+    off_entries = _entries(off_db, off_run.run_id)
+    off_db.dispose()
+    veto, reduce_, approve = results["veto"], results["reduce"], results["approve"]
+    # asked once per proposed entry, never about exits
+    assert veto[2] == veto[0].supervised == veto[0].vetoed > 10
+    assert veto[1] == [] and veto[0].orders == 0  # every entry vetoed: no trade at all
+    assert approve[0].supervised == off.fills // 2 + off.fills % 2  # one question per entry
+    assert [f.ts for f in approve[1]] == [f.ts for f in off_entries]
+    assert approve[0].final_equity == pytest.approx(off.final_equity, abs=TOL)
+    # halved sizes: the same entries, each half the size the rules proposed, same side
+    assert [f.ts for f in reduce_[1]] == [f.ts for f in off_entries]
+    assert reduce_[0].reduced == reduce_[0].supervised == len(reduce_[3])
+    for decision in reduce_[3]:
+        proposal, final = decision["proposal"], decision["final"]
+        assert final["quantity"] == pytest.approx(0.5 * proposal["quantity"], rel=1e-12)
+        assert final["side"] == proposal["side"] and final["action"] == "open"
+    for cut, full in zip(reduce_[1], off_entries, strict=True):
+        assert cut.quantity < full.quantity and cut.side == full.side
+    assert all(d["final"]["action"] == "none" for d in veto[3])
+
+
+def test_a_failing_supervisor_takes_the_abstain_path(shared_data: Path, tmp_path: Path) -> None:
+    df = _bars(str(shared_data), 4_000)
+    outcomes = {}
+    for abstain in ("keep", "skip"):
+        database = open_database(f"sqlite:///{tmp_path / (abstain + '.sqlite')}")
+        failing = ScriptedLLM(default=LLMTimeoutError("slow", where="scripted"))
+        cfg = settings(supervisor={"enabled": True, "abstain": abstain})
+        run = build_backtest(cfg, {PAIR: df}, db=database, gateway=gateway(failing),
+                             run_id=abstain.ljust(32, "0"), start=df.index[WARM])  # fmt: skip
+        summary = run.workflow.run()
+        run.close()
+        errors = WorkflowStore(database).errors(run.run_id)
+        outcomes[abstain] = (summary, errors, _entries(database, run.run_id))
+        database.dispose()
+    keep, skip = outcomes["keep"], outcomes["skip"]
+    assert keep[0].abstained == keep[0].supervised > 0 and keep[2]  # the rules' trades kept
+    assert skip[0].abstained == skip[0].supervised > 0 and skip[2] == []  # no new entry
+    for summary, errors, _ in (keep, skip):
+        assert len(errors) == summary.abstained
+        assert {e.outcome for e in errors} == {"abstained"}
+        assert all("LLMTimeoutError" in e.message or e.error_type == "LLMTimeoutError"
+                   for e in errors)  # fmt: skip
+
+
+def _rows(db: Database, run_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    out = {}
+    with db.engine.connect() as conn:
+        for table, order in (("cycles", "bar_ts"), ("orders", "client_order_id"),
+                             ("fills", "fill_id")):  # fmt: skip
+            rows = conn.execute(sa.text(f"SELECT * FROM {table} WHERE run_id = :r ORDER BY {order}"),
+                                {"r": run_id}).all()  # fmt: skip
+            # measurements, not results: when a row was written, how long each step took
+            out[table] = [tuple(v for k, v in r._mapping.items()
+                                if k not in ("persisted_at", "updated_at", "timings"))
+                          for r in rows]  # fmt: skip
+    return out
+
+
+def test_two_backtests_write_the_same_rows_and_a_rerun_writes_nothing(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    df = _bars(str(shared_data), 5_000)
+    tables = []
+    for k in range(2):
+        database = open_database(f"sqlite:///{tmp_path / f'r{k}.sqlite'}")
+        run = build_backtest(settings(), {PAIR: df}, db=database)
+        summary = run.workflow.run()
+        run.close()
+        assert summary.cycles_persisted == 5_000
+        tables.append((run.run_id, _rows(database, run.run_id)))
+        if k == 1:  # the same backtest again on the same database: nothing new
+            again = build_backtest(settings(), {PAIR: df}, db=database)
+            assert again.run_id == run.run_id
+            assert again.workflow.run().cycles_persisted == 0
+            assert _rows(database, run.run_id) == tables[1][1]
+        database.dispose()
+    (id0, rows0), (id1, rows1) = tables
+    assert id0 == id1
+    assert rows0 == rows1 and len(rows0["cycles"]) == 5_000 and rows0["fills"]
+
+
+def test_fault_policies(shared_data: Path, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    df = _bars(str(shared_data), 3_000)
+    cfg = settings(errors={"predict": "skip", "execute": "retry", "retries": 3, "backoff_s": 0})
+    run = build_backtest(cfg, {PAIR: df}, db=db, run_id="f".ljust(32, "0"))
+    wf = run.workflow
+    broker = FakeBroker(Costs(fee_bps=10, slippage_bps=5))
+    wf.p.broker = broker
+    broken_rows = set(range(1_000, 1_010))
+    original = wf._predict
+
+    def flaky(pair: str, bar: Any, state: Any) -> Any:
+        if wf._row(pair) in broken_rows:
+            raise ValueError("NaN features")
+        return original(pair, bar, state)
+
+    monkeypatch.setattr(wf, "_predict", flaky)
+    broker.fail_submits(2)  # the first order's submit fails twice with a temporary error
+    summary = wf.run()
+    run.close()
+    errors = WorkflowStore(db).errors(run.run_id)
+    predict_errors = [e for e in errors if e.step == "predict"]
+    assert len(predict_errors) == 10 and {e.outcome for e in predict_errors} == {"skipped"}
+    assert summary.errors == 10  # the retried submits succeeded: not errors of the run
+    orders = WorkflowStore(db).orders(run.run_id, limit=100_000)
+    ids = [o.client_order_id for o in orders]
+    assert len(ids) == len(set(ids)) == summary.orders  # retried with the same id, once

@@ -26,6 +26,7 @@ from morningstar.cli import (
     _llm,  # noqa: F401  (llm ask|status|history, serve)
     _model,  # noqa: F401  (train)
     _research,  # noqa: F401  (backtest, sweep, walkforward)
+    _run,  # noqa: F401  (run: the trading workflow)
 )
 from morningstar.cli._base import ARGV as _ARGV
 from morningstar.cli._base import (

@@ -7,10 +7,12 @@ known at the bar's close only (point in time): the model's prediction and the ma
 of the bars up to that bar (trend, volatility, regime, ATR, RSI), the proposed stop and target.
 
 Any failure — a timeout past the latency budget, a rate limit after the retries, an answer that
-is not valid JSON of the schema, a spent budget, a replay-cache miss, too few bars for the
-snapshot — returns no assessment and a one-line reason: the decision then takes the explicit
-abstain path (``workflow.supervisor.abstain``), logged and persisted with the cycle
-(architecture principle 3: never silent defaults).
+is not valid JSON of the schema, a spent budget, too few bars for the snapshot — returns no
+assessment and a one-line reason: the decision then takes the explicit abstain path
+(``workflow.supervisor.abstain``), logged and persisted with the cycle (architecture principle
+3: never silent defaults). A replay-cache miss is different: in ``replay`` mode (CI, published
+backtests) a question that was never recorded means the run cannot reproduce the recorded one,
+so it halts the run (:class:`~morningstar.workflow.policy.HaltRun`) instead of abstaining.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from morningstar.errors import LLMError, UserInputError
+from morningstar.core.cycle import StepError
+from morningstar.errors import LLMCacheMiss, LLMError, UserInputError
 from morningstar.llm.prompts import load_template
 from morningstar.llm.schemas import MarketAssessment
 from morningstar.services.llm import SNAPSHOT_BARS, market_snapshot
+from morningstar.workflow.policy import HaltRun
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,7 +133,11 @@ class LLMSupervisor:
     def assess(
         self, pair: str, bars: pd.DataFrame, intent: OrderIntent, prediction: Prediction | None
     ) -> SupervisorAnswer:
-        """One consultation; never raises for an LLM or snapshot failure (abstain instead)."""
+        """One consultation; an LLM or snapshot failure gives no assessment (abstain).
+
+        Raises:
+            HaltRun: a replay-cache miss (see the module docstring).
+        """
         t0 = time.perf_counter()
         try:
             request = self.template.render(
@@ -138,6 +146,10 @@ class LLMSupervisor:
                 timeout_s=self.latency_budget_s,
             )
             result = self.gateway.call(request)
+        except LLMCacheMiss as exc:  # replay mode: the recorded run cannot be reproduced
+            error = StepError("supervise", "LLMCacheMiss", f"LLMCacheMiss: {exc.one_line()}",
+                              "halted")  # fmt: skip
+            raise HaltRun(error) from exc
         except (LLMError, UserInputError) as exc:
             reason = f"{type(exc).__name__}: {exc.one_line()}"
             log.warning("supervisor abstains on %s: %s", pair, reason)

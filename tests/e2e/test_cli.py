@@ -271,14 +271,30 @@ def test_main_job_console_script(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "6,225 bars of demo EUR/USD 1h" in proc.stdout
     assert ": clean — 6225 bars in, 6225 out, 1h, forex calendar" in proc.stdout
-    assert "backtest: ema_cross 10/50 on demo EUR/USD 1h" in proc.stdout
-    assert "analysis of the last bar (rule-based analyst, not an LLM)" in proc.stdout
-    assert "[rule-based analyst] EUR/USD 1h at 2017-12-29T22:00:00+00:00" in proc.stdout
-    report = tmp_path / "data" / "reports" / "ema_cross-demo-EUR_USD-1h" / "report.html"
-    assert f"report: {report}" in proc.stdout
-    assert report.is_file() and (report.parent / "trades.csv").is_file()
-    saved = json.loads((report.parent / "result.json").read_text())
-    assert saved["strategy"] == "ema_cross" and saved["metrics"]["trade_count"] > 0
+    models = tmp_path / "data" / "models" / "demo_eurusd_1h-v1"
+    assert f"model saved: {models}" in proc.stdout and (models / "weights.pt").is_file()
+    assert "supervisor (rule-based analyst, not an LLM)" in proc.stdout
+    assert "workflow backtest on demo EUR/USD 1h, from 2017-08-07" in proc.stdout
+    assert "supervisor consulted" in proc.stdout
+    reports = list((tmp_path / "data" / "reports").glob("report-*.html"))
+    assert len(reports) == 1 and f"report: {reports[0]}" in proc.stdout
+    page = reports[0].read_text()
+    assert "Run summary" in page and "demo_eurusd_1h-v1" in page
+    with sqlite3.connect(tmp_path / "data" / "morningstar.sqlite") as conn:
+        status, mode, strategy = conn.execute(
+            "SELECT status, mode, strategy FROM workflow_runs"
+        ).fetchone()
+        cycles = conn.execute("SELECT count(*) FROM cycles").fetchone()[0]
+        verdicts = conn.execute(
+            "SELECT count(*) FROM cycles WHERE llm_verdict IS NOT NULL"
+        ).fetchone()[0]
+    assert (status, mode) == ("finished", "backtest") and strategy.startswith("model:")
+    assert cycles == 2_490 and verdicts > 0
+    # a second run reuses the trained model
+    again = subprocess.run([exe, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300, check=False)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert f"model: {models} (trained earlier)" in again.stdout
     assert (tmp_path / "data" / "ohlcv" / "demo" / "EUR_USD-1h.parquet").is_file()
     assert (tmp_path / "data" / "morningstar.sqlite").is_file()
 

@@ -34,7 +34,6 @@ from morningstar.cli._base import (
     app,
     console,
     err_console,
-    print_metrics,
     recorded_run,
 )
 from morningstar.cli._base import print_error as _error
@@ -468,49 +467,71 @@ def demo(
             console.print(
                 f"resampled to 1d: {result.bins} bars → {daily.write.path}", highlight=False
             )
-        _demo_backtest(application, outcome)
-        _demo_analysis(application, outcome)
+        _demo_workflow(application, outcome)
 
 
-def _demo_analysis(application: Any, outcome: Any) -> None:
-    """The main job's LLM step: the configured analyst reads a point-in-time snapshot of the
-    last demo bar through the gateway (traced, cached, budgeted). Offline by default: the
-    rule-based analyst, labelled as such."""
-    from morningstar.services.llm import ask_once, stored_snapshot
-
-    market = stored_snapshot(
-        application.market_data,
-        pair=str(outcome.pair),
-        venue=outcome.venue,
-        timeframe=str(outcome.timeframe),
-        calendar="forex",
-    )
-    question = "How does the market look at the last bar?"
-    result = ask_once(application.settings, application.db, question, market=market)
-    label = "rule-based analyst, not an LLM" if result.rule_based else f"LLM {result.model}"
-    console.rule(f"analysis of the last bar ({label})")
-    console.print(result.text, highlight=False)
-    console.print(
-        "traced: morningstar llm history / llm status"
-        + (" (cache hit)" if result.cache_hit else ""),
-        highlight=False,
-    )
+#: The demo's model: small and quick to train on 6,000 bars (a few seconds on one CPU thread).
+DEMO_MODEL = "demo_eurusd_1h"
 
 
-def _demo_backtest(application: Any, outcome: Any) -> None:
-    """The main job's backtest: EMA 10/50 cross on the demo bars, report written to data.dir."""
-    from morningstar.services.research import run_stored_backtest
+def _demo_model(application: Any, outcome: Any) -> Path:
+    """The demo's trained model: the newest ``<data.dir>/models/demo_eurusd_1h-v<N>``, trained
+    on the demo bars first when none exists (PyTorch, CPU)."""
+    from morningstar.model.artifact import next_version_dir
+    from morningstar.services.model import train_and_save
 
-    saved = run_stored_backtest(
-        application.market_data,
-        venue=outcome.venue,
-        pair=str(outcome.pair),
-        timeframe=str(outcome.timeframe),
-        strategy="ema_cross",
-        fee_bps=1.0,  # about the EUR/USD spread of a retail FX account
-        calendar="forex",
-    )
-    print_metrics(saved, title="backtest: ema_cross 10/50 on demo EUR/USD 1h, 1 bp fees")
+    models = application.settings.models_dir
+    existing = sorted(models.glob(f"{DEMO_MODEL}-v*/model.json")) if models.is_dir() else []
+    if existing:
+        newest = max(existing, key=lambda p: int(p.parent.name.rsplit("-v", 1)[1]))
+        console.print(f"model: {newest.parent} (trained earlier)", highlight=False)
+        return Path(newest.parent)
+    bars = application.market_data.load(outcome.venue, outcome.pair, outcome.timeframe)
+    cut = bars.index[int(len(bars) * 0.6)]  # train on the first 60 %, trade the rest
+    settings = application.settings.model
+    data = settings.model_dump()
+    data["training"].update({"epochs": 4, "patience": 2, "torch_threads": 1})
+    data["network"].update({"hidden": 32, "conv_channels": 16})
+    small = type(settings).model_validate(data)
+    console.print(f"training a small model on {int((bars.index < cut).sum()):,} demo bars "
+                  f"(until {cut:%Y-%m-%d}) ...", highlight=False)  # fmt: skip
+    trained = train_and_save(
+        bars[bars.index < cut], small, models_dir=models,
+        source={"kind": "demo", "venue": outcome.venue, "pair": str(outcome.pair),
+                "timeframe": str(outcome.timeframe)},
+        out=next_version_dir(models, DEMO_MODEL),
+    )  # fmt: skip
+    console.print(f"model saved: {trained.path}", highlight=False)
+    return Path(trained.path)
+
+
+def _demo_workflow(application: Any, outcome: Any) -> None:
+    """The main job's trading workflow: the demo model predicts, the rule-based analyst
+    supervises (offline, labelled as such), the risk engine decides, the simulated broker fills,
+    every cycle is persisted; the summary and the HTML report path end the run."""
+    from morningstar.cli._run import print_run
+    from morningstar.services.workflow import run_backtest, with_overrides
+
+    model_dir = _demo_model(application, outcome)
+    settings = with_overrides(
+        application.settings, supervisor=True, predictor=f"model:{model_dir}",
+        pairs=[str(outcome.pair)], timeframe=str(outcome.timeframe),
+    )  # fmt: skip
+    data = settings.model_dump()
+    data["workflow"].update({"venue": outcome.venue, "fee_bps": 1.0})  # ~ a retail FX spread
+    data["workflow"]["decision"]["allow_shorts"] = True
+    settings = type(settings).model_validate(data)
+    bars = application.market_data.load(outcome.venue, outcome.pair, outcome.timeframe)
+    start = bars.index[int(len(bars) * 0.6)]
+    label = "rule-based analyst, not an LLM" if settings.llm.provider == "offline" else "LLM"
+    console.rule(f"trading workflow: model + supervisor ({label}) + risk engine, backtest")
+    result = run_backtest(
+        settings, application.db, {str(outcome.pair): bars}, calendar="forex",
+        start=start.isoformat(), out=application.settings.data.dir / "reports",
+    )  # fmt: skip
+    print_run(result, title=f"workflow backtest on demo {outcome.pair} {outcome.timeframe}, "
+                            f"from {start:%Y-%m-%d}")  # fmt: skip
+    console.print(f"report: {result.report}", highlight=False)
 
 
 def _hide_password(url: str) -> str:

@@ -162,24 +162,27 @@ def run_backtest(
 
     built = build_backtest(settings, frames, db=db, calendar=calendar, start=start, end=end,
                            gateway=gateway)  # fmt: skip
+    outcome = _run_built(db, built, on_built)
+    if out is not None:
+        outcome.report = _write_report(out, settings, frames, outcome, start, end)
+    return outcome
+
+
+def _run_built(
+    db: Database, built: BuiltRun, on_built: Callable[[BuiltRun], None] | None
+) -> RunOutcome:
+    """Run ``built`` to its end, close its parts, store how it ended, read back its outcome."""
+    from morningstar.store.workflow import WorkflowStore
+
     if on_built is not None:
         on_built(built)
     try:
         summary = built.workflow.run()
     finally:
         built.close()
-    outcome = _outcome(db, built, summary)
-    _finish(db, built.run_id, summary)
-    if out is not None:
-        outcome.report = _write_report(out, settings, frames, outcome, start, end)
-    return outcome
-
-
-def _finish(db: Database, run_id: str, summary: RunSummary) -> None:
-    from morningstar.store.workflow import WorkflowStore
-
     status = "failed" if summary.halted else ("stopped" if summary.stopped else "finished")
-    WorkflowStore(db).finish_run(run_id, status, summary.halted)
+    WorkflowStore(db).finish_run(built.run_id, status, summary.halted)
+    return _outcome(db, built, summary)
 
 
 def _replayed(frames: Mapping[str, pd.DataFrame], start: str | None, end: str | None
@@ -303,11 +306,4 @@ def run_paper(
         )  # fmt: skip
     built = build_paper(settings, db=db, run_id=run_id or new_run_id(), exchange=exchange,
                         calendar=calendar)  # fmt: skip
-    if on_built is not None:
-        on_built(built)
-    try:
-        summary = built.workflow.run()
-    finally:
-        built.close()
-    _finish(db, built.run_id, summary)
-    return _outcome(db, built, summary)
+    return _run_built(db, built, on_built)

@@ -271,3 +271,42 @@ def test_quiet_cycle_without_equity_keeps_positions(store: WorkflowStore) -> Non
                        equity=EquitySnapshot(1.0, 1.0, 0.0, 0.0, 0.0, 0.0, "active"))  # fmt: skip
     assert store.persist(flat)
     assert store.positions(RUN) == []
+
+
+def test_quiet_cycles_are_lean_rows_of_the_equity_curve(db: Database, store: WorkflowStore) -> None:
+    """A backtest batch mixing full records and lean QuietCycles (more than one id chunk: the
+    range check of stored ids), written once; a rerun writes nothing."""
+    from morningstar.core.cycle import PositionSnapshot
+    from morningstar.store.workflow import QuietCycle
+
+    _start(store)
+    items: list[Any] = []
+    for i in range(1_200):
+        pair = (BTC, ETH)[i % 2]
+        ts = T0 + timedelta(hours=i // 2)
+        cid = cycle_id(RUN, pair, ts)
+        equity = 10_000.0 + i
+        if i % 100 == 7:
+            items.append(CycleRecord(
+                cid, RUN, pair, ts, STRATEGY, {"signal": "up"}, None,
+                {"final": {"action": "none"}},
+                equity=EquitySnapshot(100.0, equity, 1.0, 2.0, 3.0, 0.01, "active"),
+                timings={"fetch": 0.1},
+            ))  # fmt: skip
+        else:
+            items.append(QuietCycle(cid, RUN, pair, ts, STRATEGY, equity, 100.0, 1.0, 2.0, 3.0,
+                                    0.01, "active"))  # fmt: skip
+    held = PositionSnapshot(BTC, 1, 0.5, 100.0, 101.0, 95.0, None, 0.5, T0)
+    items[-1] = items[-1]._replace(prediction={"signal": "neutral"}, positions=(held,))
+    assert store.persist_many(items) == 1_200
+    assert store.persist_many(items) == 0
+    curve = store.equity(RUN)
+    assert [row[2] for row in curve] == [10_000.0 + i for i in range(1_200)]
+    assert [row[1] for row in curve] == list(range(1, 1_201))
+    cycles = store.cycles(RUN, limit=10)
+    assert cycles[0].prediction is None and cycles[0].decision is None and cycles[0].timings == {}
+    assert (cycles[0].cash, cycles[0].fees, cycles[0].risk_state, cycles[0].errors) == (
+        100.0, 3.0, "active", 0)  # fmt: skip
+    assert cycles[7].prediction == {"signal": "up"} and cycles[7].action == "none"
+    assert store.last_cycles(RUN)[ETH].prediction == {"signal": "neutral"}
+    assert [(p.pair, p.quantity) for p in store.positions(RUN)] == [(BTC, 0.5)]

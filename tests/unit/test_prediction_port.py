@@ -126,3 +126,40 @@ def test_scripted_fake_and_model_predictor_follow_the_port(bars: pd.DataFrame) -
     assert isinstance(fake, Predictor)
     assert fake.predict(bars.iloc[:3]).signal == "down" and fake.calls == 1
     assert isinstance(ModelPredictor(object()), Predictor)
+
+
+def test_batch_row_reads_every_column_of_its_bar() -> None:
+    """``row(i)`` (read from the columns as lists, cached) equals the arrays at ``i``."""
+    n = 6
+    index = pd.date_range("2024-01-01", periods=n, freq="5min", tz="UTC")
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(3), n)
+    regime_probs = rng.dirichlet(np.ones(2), n)
+    vol = rng.uniform(0.001, 0.01, n)
+    vol[2] = np.nan
+    batch = PredictionBatch(
+        index=index, valid=np.array([False, True, True, True, True, True]),
+        signal_value=np.array([0, 1, -1, 0, 1, -1], dtype=np.int8), probabilities=probs,
+        confidence=probs.max(axis=1), volatility=vol,
+        regime=np.array([-1, 0, 1, -1, 1, 0], dtype=np.int8), regime_probabilities=regime_probs,
+        regime_names=("calm", "trend"), sl_mult=np.full(n, 1.5), tp_mult=np.full(n, np.nan),
+        sl=np.linspace(90.0, 95.0, n), tp=np.linspace(105.0, 110.0, n), source="test",
+    )  # fmt: skip
+    with pytest.raises(ValueError):
+        batch.row(0)
+    for i in range(1, n):
+        p = batch.row(i)
+        assert p.timestamp == index[i] and p.timestamp.tz is not None and p.source == "test"
+        assert p.signal == signal_name(int(batch.signal_value[i]))  # type: ignore[index]
+        assert isinstance(p.signal_value, int) and isinstance(p.confidence, float)
+        assert p.confidence == probs[i].max()
+        assert p.probabilities == dict(zip(SIGNAL_NAMES, probs[i].tolist(), strict=True))
+        assert p.volatility == (None if i == 2 else vol[i])
+        if i == 3:
+            assert p.regime is None and p.regime_probabilities is None
+        else:
+            assert p.regime == ("calm", "trend")[int(batch.regime[i])]  # type: ignore[index]
+            assert p.regime_probabilities == {"calm": regime_probs[i, 0],
+                                              "trend": regime_probs[i, 1]}  # fmt: skip
+        assert (p.sl_mult, p.tp_mult, p.sl, p.tp) == (1.5, None, batch.sl[i], batch.tp[i])  # type: ignore[index]
+    assert batch.row(-1) == batch.row(n - 1)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
@@ -152,6 +153,9 @@ class PredictionBatch:
         sl_mult, tp_mult: float64, multiples of sigma.
         sl, tp: float64 price levels (direction of the signal, entry at the close).
         valid: bool, True where the predictor produced a prediction.
+
+    The columns are read as Python lists cached at the first :meth:`row`: do not modify the
+    arrays after that.
     """
 
     index: pd.DatetimeIndex
@@ -173,6 +177,17 @@ class PredictionBatch:
     def __len__(self) -> int:
         return len(self.index)
 
+    @cached_property
+    def _lists(self) -> dict[str, Any]:
+        """The columns as Python lists (built once, on the first :meth:`row`): reading one
+        element of a list is far cheaper than indexing a numpy array or a pandas index."""
+        out: dict[str, Any] = {"valid": self.valid.tolist(), "ns": self.index.asi8.tolist()}
+        for key in ("signal_value", "probabilities", "confidence", "volatility", "regime",
+                    "regime_probabilities", "sl_mult", "tp_mult", "sl", "tp"):  # fmt: skip
+            column = getattr(self, key)
+            out[key] = None if column is None else np.asarray(column).tolist()
+        return out
+
     def row(self, i: int) -> Prediction:
         """The :class:`Prediction` of bar ``i`` (negative counts from the end).
 
@@ -184,30 +199,38 @@ class PredictionBatch:
         pos = i + n if i < 0 else i
         if not 0 <= pos < n:
             raise IndexError(f"bar {i} is out of range for {n} bars")
-        if not self.valid[pos]:
+        cols = self._lists
+        if not cols["valid"][pos]:
             raise ValueError(f"no prediction at bar {pos} ({self.index[pos]}): warm-up or NaN")
-        kwargs: dict[str, Any] = {"timestamp": self.index[pos], "source": self.source}
-        if self.signal_value is not None:
-            value = int(self.signal_value[pos])
+        index = self.index
+        timestamp = pd.Timestamp(cols["ns"][pos], unit=index.unit, tz=index.tz)
+        kwargs: dict[str, Any] = {"timestamp": timestamp, "source": self.source}
+        signal = cols["signal_value"]
+        if signal is not None:
+            value = int(signal[pos])
             kwargs["signal"] = signal_name(value)
             kwargs["signal_value"] = value
-            if self.probabilities is not None:
-                probs = self.probabilities[pos]
-                kwargs["probabilities"] = dict(zip(SIGNAL_NAMES, map(float, probs), strict=True))
-            if self.confidence is not None:
-                kwargs["confidence"] = float(self.confidence[pos])
-        if self.volatility is not None:
-            kwargs["volatility"] = _opt(float(self.volatility[pos]))
-        if self.regime is not None and self.regime[pos] >= 0:
-            kwargs["regime"] = self.regime_names[int(self.regime[pos])]
-            if self.regime_probabilities is not None:
+            probs = cols["probabilities"]
+            if probs is not None:
+                kwargs["probabilities"] = dict(zip(SIGNAL_NAMES, probs[pos], strict=True))
+            confidence = cols["confidence"]
+            if confidence is not None:
+                kwargs["confidence"] = confidence[pos]
+        volatility = cols["volatility"]
+        if volatility is not None:
+            kwargs["volatility"] = _opt(volatility[pos])
+        regime = cols["regime"]
+        if regime is not None and regime[pos] >= 0:
+            kwargs["regime"] = self.regime_names[regime[pos]]
+            regime_probs = cols["regime_probabilities"]
+            if regime_probs is not None:
                 kwargs["regime_probabilities"] = dict(
-                    zip(self.regime_names, map(float, self.regime_probabilities[pos]), strict=True)
+                    zip(self.regime_names, regime_probs[pos], strict=True)
                 )
         for key in ("sl_mult", "tp_mult", "sl", "tp"):
-            column = getattr(self, key)
+            column = cols[key]
             if column is not None:
-                kwargs[key] = _opt(float(column[pos]))
+                kwargs[key] = _opt(column[pos])
         return Prediction(**kwargs)
 
     def to_frame(self) -> pd.DataFrame:

@@ -33,7 +33,8 @@ Idempotency: a cycle whose id is stored already is skipped, writing nothing (:me
 returns False); a concurrent duplicate that passes the check loses on the primary key, its
 transaction is rolled back, and it counts as skipped too. Throughput: :meth:`persist_many`
 writes a backtest's cycles in batches with one ``executemany`` per table (see
-``benchmarks/bench_workflow_store.py``).
+``benchmarks/bench_workflow_store.py``); it also takes lean :class:`QuietCycle` records (a
+backtest cycle that decided nothing: its equity snapshot, no documents).
 
 Errors: database failures are one-line :class:`~morningstar.errors.StorageError`; invalid
 arguments (unknown mode or status, naive datetimes) are :class:`ValueError`.
@@ -44,12 +45,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from morningstar.core.cycle import CycleRecord
+from morningstar.core.cycle import CycleRecord, PositionSnapshot
 from morningstar.errors import StorageError
 from morningstar.logs import redact
 from morningstar.store._workflow_records import (
@@ -80,6 +81,7 @@ from morningstar.store.models import (
 
 __all__ = [
     "CLOSING_ROLES",
+    "QuietCycle",
     "ResumePoint",
     "StoredCycle",
     "StoredCycleError",
@@ -104,6 +106,36 @@ CLOSING_ROLES = ("close", "stop_loss", "take_profit")
 _CHUNK = 500
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|private[_-]?key|credential", re.I)
 _LIVE = ("new", "open")
+
+
+class QuietCycle(NamedTuple):
+    """A backtest cycle that decided, ordered, filled and failed nothing: its lean record.
+
+    Persisted by :meth:`WorkflowStore.persist_many` like a :class:`CycleRecord` with no
+    supervision, decision, orders, fills, errors nor step timings, and this equity snapshot
+    (its ``cycles`` row has the same columns: the JSON documents NULL, ``timings`` ``{}``).
+    ``prediction`` is usually None (none was evaluated: a flat pair whose prediction could not
+    open a trade); ``positions`` matter for the last cycle of a batch only (the ``positions``
+    table holds the latest ones).
+    """
+
+    cycle_id: str
+    run_id: str
+    pair: str
+    bar_ts: datetime
+    strategy: str
+    equity: float
+    cash: float
+    realized_pnl: float
+    unrealized_pnl: float
+    fees: float
+    drawdown: float
+    risk_state: str
+    prediction: dict[str, Any] | None = None
+    positions: tuple[PositionSnapshot, ...] = ()
+
+
+AnyCycle = CycleRecord | QuietCycle
 
 
 class _Duplicate(Exception):
@@ -175,7 +207,12 @@ _SQLITE_CYCLE_INSERT = (
 _NO_ACCOUNT = (None,) * 7
 
 
-def _cycle_row(record: CycleRecord, seq: int, now: datetime) -> tuple[Any, ...]:
+def _cycle_row(record: AnyCycle, seq: int, now: datetime) -> tuple[Any, ...]:
+    if isinstance(record, QuietCycle):
+        return (
+            record.cycle_id, record.run_id, seq, record.pair, record.bar_ts, record.strategy,
+            record.prediction, None, None, None, None, *record[5:12], {}, 0, now,
+        )  # fmt: skip
     eq = record.equity
     account = _NO_ACCOUNT if eq is None else (
         eq.equity, eq.cash, eq.realized_pnl, eq.unrealized_pnl, eq.fees, eq.drawdown,
@@ -195,7 +232,7 @@ def _sqlite_ts(value: datetime) -> str:
 
 
 def _sqlite_cycle_rows(
-    records: Sequence[CycleRecord], seqs: Sequence[int], now: datetime
+    records: Sequence[AnyCycle], seqs: Sequence[int], now: datetime
 ) -> list[tuple[Any, ...]]:
     stamp = _sqlite_ts(now)
     stamps: dict[datetime, str] = {}
@@ -205,6 +242,15 @@ def _sqlite_cycle_rows(
         bar = stamps.get(ts)
         if bar is None:
             bar = stamps[ts] = _sqlite_ts(ts)
+        if type(record) is QuietCycle:  # the lean row of most backtest bars
+            pred = record.prediction
+            rows.append((
+                record.cycle_id, record.run_id, seq, record.pair, bar, record.strategy,
+                None if pred is None else dumps_json(pred), None, None, None, None,
+                *record[5:12], "{}", 0, stamp,
+            ))  # fmt: skip
+            continue
+        assert isinstance(record, CycleRecord)
         eq = record.equity
         account = _NO_ACCOUNT if eq is None else (
             eq.equity, eq.cash, eq.realized_pnl, eq.unrealized_pnl, eq.fees, eq.drawdown,
@@ -412,13 +458,14 @@ class WorkflowStore:
 
     def persist_many(
         self,
-        records: Sequence[CycleRecord],
+        records: Sequence[CycleRecord | QuietCycle],
         states: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> int:
         """Write many cycles (a backtest's batch) in one transaction, like :meth:`persist` each.
 
         Args:
-            records: cycles in the order they ran.
+            records: cycles in the order they ran (full records, or lean :class:`QuietCycle`
+                ones of cycles that decided nothing).
             states: the resume state after each cycle (same length), or ``None``. Only the
                 last state per (run, pair) of the batch is kept, as one-by-one persists would.
 
@@ -437,7 +484,7 @@ class WorkflowStore:
                          strict=True))  # fmt: skip
         return self._persist_batch(pairs)
 
-    def _persist_batch(self, batch: list[tuple[CycleRecord, Mapping[str, Any] | None]]) -> int:
+    def _persist_batch(self, batch: list[tuple[AnyCycle, Mapping[str, Any] | None]]) -> int:
         for attempt in range(3):
             try:
                 with self._db.session() as s:
@@ -458,11 +505,39 @@ class WorkflowStore:
             found.update(conn.execute(sa.select(column).where(column.in_(chunk))).scalars())
         return found
 
+    def _existing_in_range(self, conn: Connection, records: Sequence[AnyCycle]) -> set[str]:
+        """The stored ids among ``records``' cycle ids: one range query per (run, pair) over
+        the bars of the batch (the unique index), not the ids one by one — a new backtest
+        batch finds nothing past its run's last bar at once."""
+        bounds: dict[tuple[str, str], list[datetime]] = {}
+        for r in records:
+            b = bounds.get((r.run_id, r.pair))
+            if b is None:
+                bounds[(r.run_id, r.pair)] = [r.bar_ts, r.bar_ts]
+            elif r.bar_ts < b[0]:
+                b[0] = r.bar_ts
+            elif r.bar_ts > b[1]:
+                b[1] = r.bar_ts
+        c = _CYCLES.c
+        found: set[str] = set()
+        for (run_id, pair), (lo, hi) in bounds.items():
+            _aware("bar_ts", lo)
+            _aware("bar_ts", hi)
+            found.update(conn.execute(
+                sa.select(c.cycle_id).where(c.run_id == run_id, c.pair == pair,
+                                            c.bar_ts >= lo, c.bar_ts <= hi)
+            ).scalars())  # fmt: skip
+        return found
+
     def _write(
-        self, conn: Connection, batch: list[tuple[CycleRecord, Mapping[str, Any] | None]]
+        self, conn: Connection, batch: list[tuple[AnyCycle, Mapping[str, Any] | None]]
     ) -> int:
-        existing = self._existing([r.cycle_id for r, _ in batch], conn)
-        todo: list[tuple[CycleRecord, Mapping[str, Any] | None]] = []
+        records_in = [r for r, _ in batch]
+        if len(batch) > _CHUNK:
+            existing = self._existing_in_range(conn, records_in)
+        else:
+            existing = self._existing([r.cycle_id for r in records_in], conn)
+        todo: list[tuple[AnyCycle, Mapping[str, Any] | None]] = []
         for item in batch:
             cid = item[0].cycle_id
             if cid not in existing:
@@ -475,6 +550,9 @@ class WorkflowStore:
         error_rows: list[dict[str, Any]] = []
         active: list[CycleRecord] = []
         for record, _ in todo:
+            if type(record) is QuietCycle:
+                continue
+            assert isinstance(record, CycleRecord)
             for i, err in enumerate(record.errors):
                 error_rows.append({
                     "cycle_id": record.cycle_id, "run_id": record.run_id, "position": i,
@@ -502,7 +580,7 @@ class WorkflowStore:
         self._write_states(conn, todo, seqs, now)
         return len(todo)
 
-    def _claim_seqs(self, conn: Connection, records: Sequence[CycleRecord]) -> list[int]:
+    def _claim_seqs(self, conn: Connection, records: Sequence[AnyCycle]) -> list[int]:
         """Bump each run's cycle counter (row lock on PostgreSQL) and number the records."""
         by_run: dict[str, list[int]] = {}
         for i, record in enumerate(records):
@@ -592,8 +670,8 @@ class WorkflowStore:
             query = query.where(_ORDERS.c.role == role)
         conn.execute(query.values(status="cancelled", updated_cycle_id=cycle_id))
 
-    def _write_positions(self, conn: Connection, records: Sequence[CycleRecord]) -> None:
-        last: dict[str, CycleRecord] = {}
+    def _write_positions(self, conn: Connection, records: Sequence[AnyCycle]) -> None:
+        last: dict[str, AnyCycle] = {}
         for record in records:
             if record.equity is not None:
                 last[record.run_id] = record
@@ -611,7 +689,7 @@ class WorkflowStore:
     def _write_states(
         self,
         conn: Connection,
-        todo: Sequence[tuple[CycleRecord, Mapping[str, Any] | None]],
+        todo: Sequence[tuple[AnyCycle, Mapping[str, Any] | None]],
         seqs: Sequence[int],
         now: datetime,
     ) -> None:

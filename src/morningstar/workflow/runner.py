@@ -19,7 +19,10 @@ f. **execute**: orders with deterministic client ids go to the broker: an entry 
 g. **persist**: the cycle's record (prediction, supervision, decision, orders, fills, positions,
    equity, step timings, errors) with the resume state — one transaction per cycle in paper
    mode, batches of cycles in a backtest (a rerun rebuilds a backtest; a paper run resumes from
-   its last persisted cycle).
+   its last persisted cycle). A backtest's *quiet* cycle — a flat pair whose batch row cannot
+   open a trade, so no :class:`Prediction` is built and nothing is decided, ordered, filled or
+   failed — is persisted as a lean row (:class:`~morningstar.store.workflow.QuietCycle`: the
+   account after the bar; the newest one of each pair per batch keeps its prediction).
 
 Each step runs under its error policy (:mod:`morningstar.workflow.policy`); a failing pair never
 stops the others; ``halt`` stops the run after persisting. :meth:`TradingWorkflow.request_stop`
@@ -34,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from morningstar.core.cycle import CycleRecord, StepError, cycle_id
 from morningstar.core.decision import (
@@ -58,7 +61,7 @@ if TYPE_CHECKING:
     from morningstar.core.types import Bar
     from morningstar.data.feeds import MarketFeed
     from morningstar.exchange.simulated import SimulatedBroker
-    from morningstar.store.workflow import WorkflowStore
+    from morningstar.store.workflow import QuietCycle, WorkflowStore
     from morningstar.workflow.supervisor import LLMSupervisor
 
 __all__ = ["RunSummary", "TradingWorkflow", "WorkflowParts"]
@@ -170,9 +173,24 @@ class RunSummary:
 
 @dataclass
 class _PairState:
-    batch_ns: Any = None  # backtest: the open times (int64 ns) of the batch's rows
+    batch_ns: list[int] | None = None  # backtest: the open times (ns) of the batch's rows
     protective: list[str] = field(default_factory=list)  # open stop / target order ids
     bar_index: int = 0
+    # backtest: the batch's columns the rules read to know a flat pair cannot open (lists)
+    valid: list[bool] | None = None
+    signal: list[int] | None = None
+    confidence: list[float] | None = None
+
+
+class _Quiet:
+    """The predict step's answer when a backtest cycle needs no :class:`Prediction`: the pair
+    is flat and its batch row cannot open a trade (neutral signal, a short without
+    ``allow_shorts``, a confidence below ``min_confidence``) — the rules would propose nothing."""
+
+    __slots__ = ()
+
+
+_QUIET: Final = _Quiet()
 
 
 class TradingWorkflow:
@@ -184,14 +202,29 @@ class TradingWorkflow:
         self._pairs: dict[str, _PairState] = {pair: _PairState() for pair in parts.pairs}
         if parts.batches is not None:
             for pair, batch in parts.batches.items():
-                self._pairs[pair].batch_ns = batch.index.asi8
+                ps = self._pairs[pair]
+                ns = batch.index.asi8
+                if batch.index.unit != "ns":  # the bars' times are compared in ns
+                    ns = batch.index.as_unit("ns").asi8
+                ps.batch_ns = ns.tolist()
+                ps.valid = batch.valid.tolist()
+                ps.signal = None if batch.signal_value is None else batch.signal_value.tolist()
+                ps.confidence = None if batch.confidence is None else batch.confidence.tolist()
         equity = parts.ledger.equity
         self._peak = equity
         self._day = -1
         self._day_start = equity
-        self._pending: list[tuple[CycleRecord, dict[str, Any] | None]] = []
+        self._pending: list[tuple[CycleRecord | QuietCycle, dict[str, Any] | None]] = []
+        # per pair: (index in _pending, batch row) of its newest quiet cycle not yet flushed
+        self._last_quiet: dict[str, tuple[int, int]] = {}
         self.summary = RunSummary(parts.run_id, parts.mode, initial_equity=equity)
         self._timing: dict[str, float] = {}
+        # the inputs of the risk engine's last update (it is idempotent for the same inputs)
+        self._risk_key: tuple[float, float, float, int] | None = None
+        self._risk_state = parts.risk.state
+        self._risk_state_name = str(parts.risk.state)
+        self._where_ts: Any = None
+        self._where_iso = ""
 
     # ------------------------------------------------------------------ control
     def request_stop(self) -> None:
@@ -278,16 +311,20 @@ class TradingWorkflow:
         timings: dict[str, float] = {"fetch": fetch_s}
         fills: list[Fill] = []
         orders: list[Order] = []
-        prediction: Prediction | None = None
+        prediction: Prediction | _Quiet | None = None
         decision: dict[str, Any] | None = None
         supervision: dict[str, Any] | None = None
-        where = f"{pair} {bar.ts.isoformat()}"
+        if bar.ts is not self._where_ts:  # the pairs of one time step share the bar's time
+            self._where_ts = bar.ts
+            self._where_iso = bar.ts.isoformat()
+        where = f"{pair} {self._where_iso}"
         self.summary.bars += 1
         try:
             t = clock()
             fills = p.steps.run("execute", lambda: p.broker.process_bar(pair, bar), errors,
                                 where=where)  # fmt: skip
-            self._book(pair, fills, state)
+            if fills:
+                self._book(pair, fills, state)
             p.ledger.mark(pair, bar.close)
             self._account_day(bar)
             timings["execute"] = clock() - t
@@ -347,21 +384,40 @@ class TradingWorkflow:
             self._day = day
             self._day_start = equity
 
-    def _predict(self, pair: str, bar: Bar, state: _PairState) -> Prediction | None:
+    def _predict(self, pair: str, bar: Bar, state: _PairState) -> Prediction | _Quiet | None:
         """The prediction for ``bar``: the batch's row (backtest) or the predictor on the
-        recent bars (paper); None where the predictor has none (warm-up, missing data)."""
+        recent bars (paper); None where the predictor has none (warm-up, missing data).
+
+        Backtest fast path: :data:`_QUIET` instead of a :class:`Prediction` when the pair is flat
+        and its row cannot open a trade (the rules would propose nothing; see :func:`propose`).
+        Only row ``row`` (this bar's) of the batch is read: point in time.
+        """
         if state.batch_ns is not None:
             row = self._row(pair)
-            if int(state.batch_ns[row]) != _ns(bar):
+            if state.batch_ns[row] != _ns(bar):
                 raise RuntimeError(f"prediction row {row} of {pair} is not the bar {bar.ts}")
-            batch = self.p.batches[pair]  # type: ignore[index]
-            return batch.row(row) if batch.valid[row] else None
+            if not state.valid[row]:  # type: ignore[index]
+                return None
+            if self.p.ledger.signed_quantity(pair) == 0.0 and not self._can_open(state, row):
+                return _QUIET
+            return self.p.batches[pair].row(row)  # type: ignore[index]
         window = self.p.feed.warmup(pair, self.p.history)
         try:
             return self.p.predictor.predict(window)
         except DataValidationError as exc:  # no prediction at this bar (e.g. a NaN window)
             log.info("%s: no prediction at %s: %s", pair, bar.ts, exc.one_line())
             return None
+
+    def _can_open(self, state: _PairState, row: int) -> bool:
+        """Whether row ``row`` may open a trade on a flat pair: a signal up (down with
+        ``allow_shorts``) with ``confidence >= min_confidence`` — the first checks of
+        :func:`propose` when flat, on the batch's columns."""
+        if state.signal is None or state.confidence is None:
+            return False  # no signal, or no confidence: propose opens nothing
+        signal = state.signal[row]
+        if signal == 0 or (signal < 0 and not self.p.decision.allow_shorts):
+            return False
+        return bool(state.confidence[row] >= self.p.decision.min_confidence)
 
     def _row(self, pair: str) -> int:
         """Row of the last delivered bar of ``pair`` in the replay's frames."""
@@ -371,13 +427,19 @@ class TradingWorkflow:
         self,
         pair: str,
         bar: Bar,
-        prediction: Prediction | None,
+        prediction: Prediction | _Quiet | None,
         state: _PairState,
         errors: list[StepError],
         timings: dict[str, float],
     ) -> tuple[OrderIntent | None, dict[str, Any] | None, dict[str, Any] | None]:
         p = self.p
         ledger = p.ledger
+        if (prediction is None or prediction is _QUIET) and not (
+            p.flatten_on_halt and ledger.signed_quantity(pair) != 0.0
+        ):
+            self._update_risk(state)
+            return None, None, None
+        self._risk_key = None
         view = ledger.portfolio_view(peak_equity=self._peak, day_start_equity=self._day_start,
                                      day=self._day, bar_index=state.bar_index)  # fmt: skip
         risk_state = p.risk.update(view)
@@ -389,7 +451,7 @@ class TradingWorkflow:
                 return intent, {"proposal": intent.as_dict(), "final": intent.as_dict(),
                                 "rejections": [], "risk_state": str(risk_state),
                                 "flatten": True}, None  # fmt: skip
-        if prediction is None:
+        if prediction is None or isinstance(prediction, _Quiet):
             return None, None, None
         sigma = prediction.volatility if prediction.volatility is not None else math.nan
         proposal = propose(prediction, position, bar.close, sigma, view.equity, p.decision,
@@ -431,6 +493,24 @@ class TradingWorkflow:
         if supervision is not None:
             decision["llm_verdict"] = supervision.get("verdict")
         return final, decision, supervision
+
+    def _update_risk(self, state: _PairState) -> None:
+        """The risk engine's update of a cycle that decides nothing.
+
+        :meth:`RiskEngine.update` reads the view's equity, peak equity, day and day-start
+        equity only and is idempotent for the same inputs, so the view is built and the update
+        made only when one of them changed since the last update (e.g. not while every pair is
+        flat and the day is the same).
+        """
+        ledger = self.p.ledger
+        equity = ledger.equity
+        key = (equity, self._peak, self._day_start, self._day)
+        if key == self._risk_key:
+            return
+        view = ledger.portfolio_view(peak_equity=self._peak, day_start_equity=self._day_start,
+                                     day=self._day, bar_index=state.bar_index)  # fmt: skip
+        self.p.risk.update(view)
+        self._risk_key = key
 
     def _window(self, pair: str) -> pd.DataFrame:
         """The recent bars up to the decision bar (the supervisor's snapshot)."""
@@ -513,7 +593,7 @@ class TradingWorkflow:
         self,
         pair: str,
         bar: Bar,
-        prediction: Prediction | None,
+        prediction: Prediction | _Quiet | None,
         supervision: dict[str, Any] | None,
         decision: dict[str, Any] | None,
         orders: list[Order],
@@ -522,19 +602,27 @@ class TradingWorkflow:
         timings: dict[str, float],
     ) -> None:
         p = self.p
+        timing = self._timing
         for step, seconds in timings.items():
-            self._timing[step] = self._timing.get(step, 0.0) + seconds
-        self.summary.errors += sum(1 for e in errors if e.outcome != "abstained")
+            timing[step] = timing.get(step, 0.0) + seconds
+        if errors:
+            self.summary.errors += sum(1 for e in errors if e.outcome != "abstained")
         if p.store is None:
             return
         ledger = p.ledger
+        state = self._pairs[pair]
+        if (state.batch_ns is not None and (prediction is None or prediction is _QUIET)
+                and decision is None and supervision is None and not orders and not fills
+                and not errors):  # fmt: skip
+            self._record_quiet(pair, bar, prediction is _QUIET)
+            return
         record = CycleRecord(
             cycle_id=cycle_id(p.run_id, pair, bar.ts),
             run_id=p.run_id,
             pair=pair,
             bar_ts=bar.ts,
             strategy=p.strategy,
-            prediction=None if prediction is None else prediction.as_dict(),
+            prediction=None if prediction is None else self._document(pair, prediction),
             supervision=supervision,
             decision=decision,
             orders=tuple(orders),
@@ -543,28 +631,76 @@ class TradingWorkflow:
             equity=ledger.snapshot(str(p.risk.state), self._peak),
             timings=timings,
             errors=tuple(errors),
-        )
-        state = self.state() if p.mode == "paper" else None
-        self._pending.append((record, state))
+        )  # fmt: skip
+        self._last_quiet.pop(pair, None)
+        self._pending.append((record, self.state() if p.mode == "paper" else None))
+
+    def _document(self, pair: str, prediction: Prediction | _Quiet) -> dict[str, Any]:
+        """The prediction's record; for :data:`_QUIET` (an eventful cycle, e.g. a stop filled
+        at this bar, whose rules had nothing to propose) the batch row of this bar."""
+        if isinstance(prediction, _Quiet):
+            return self.p.batches[pair].row(self._row(pair)).as_dict()  # type: ignore[index]
+        return prediction.as_dict()
+
+    def _record_quiet(self, pair: str, bar: Bar, evaluated: bool) -> None:
+        """A backtest cycle that evaluated no prediction and decided, ordered, filled and failed
+        nothing: a lean row (the account after the bar; no documents, no step timings)."""
+        from morningstar.store.workflow import QuietCycle
+
+        p = self.p
+        ledger = p.ledger
+        equity = ledger.equity
+        peak = self._peak
+        drawdown = max(0.0, 1.0 - equity / peak) if peak > 0.0 else 0.0
+        unrealized = ledger.unrealized_pnl
+        if not math.isfinite(equity + unrealized + drawdown):
+            ledger.snapshot(str(p.risk.state), peak)  # raises, naming the value
+        risk = p.risk.state
+        if risk is not self._risk_state:
+            self._risk_state = risk
+            self._risk_state_name = str(risk)
+        quiet = QuietCycle(
+            cycle_id(p.run_id, pair, bar.ts), p.run_id, pair, bar.ts, p.strategy, equity,
+            ledger.cash, ledger.realized_pnl, unrealized, ledger.fees, drawdown,
+            self._risk_state_name,
+        )  # fmt: skip
+        if evaluated:  # the batch row is known: the newest cycle of a pair will carry it
+            self._last_quiet[pair] = (len(self._pending), self._row(pair))
+        else:
+            self._last_quiet.pop(pair, None)
+        self._pending.append((quiet, None))
 
     def _flush(self) -> None:
         p = self.p
         if not self._pending or p.store is None:
             self._pending.clear()
+            self._last_quiet.clear()
             return
         batch = self._pending
         self._pending = []
         store = p.store
         if p.mode == "backtest":  # the run's last state is enough to inspect a backtest
+            records: list[CycleRecord | QuietCycle] = [r for r, _ in batch]
+            # the newest quiet cycle of each pair in the batch keeps its (evaluated) prediction,
+            # so the newest stored cycle of a pair shows the model's latest answer
+            for pair, (i, row) in self._last_quiet.items():
+                quiet = records[i]
+                prediction = p.batches[pair].row(row).as_dict()  # type: ignore[index]
+                records[i] = quiet._replace(prediction=prediction)  # type: ignore[union-attr]
+            self._last_quiet.clear()
+            last = records[-1]
+            if not isinstance(last, CycleRecord) and p.ledger.pairs:
+                # the positions table holds the batch's last cycle's positions
+                records[-1] = last._replace(positions=p.ledger.positions(first=last.pair))
             states: list[dict[str, Any] | None] = [None] * len(batch)
             states[-1] = self.state()
             t = p.clock()
-            written = store.persist_many([r for r, _ in batch], states)
+            written = store.persist_many(records, states)
         else:
             t = p.clock()
             written = 0
             for record, state in batch:
-                written += int(store.persist(record, state=state))
+                written += int(store.persist(record, state=state))  # type: ignore[arg-type]
         self._timing["persist"] = self._timing.get("persist", 0.0) + (p.clock() - t)
         self.summary.cycles_persisted += written
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from morningstar.core._checks import check_range
 from morningstar.core._intent import OrderIntent
 
 __all__ = [
@@ -29,12 +30,7 @@ class RiskState(StrEnum):
 
 
 def _check(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"RiskLimits.{name} must be in {bracket}{low}, {high}], got {value!r}")
+    check_range("RiskLimits", name, value, low, high, low_open=low_open)
 
 
 @dataclass(frozen=True, slots=True)

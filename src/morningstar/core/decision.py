@@ -39,6 +39,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from morningstar.core._checks import check_range
 from morningstar.core._intent import ACTIONS, Action, OrderIntent, Position
 from morningstar.core._supervision import (
     VERDICTS,
@@ -74,12 +75,7 @@ __all__ = [
 
 
 def _check(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"DecisionParams.{name} must be in {bracket}{low}, {high}], got {value!r}")
+    check_range("DecisionParams", name, value, low, high, low_open=low_open)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,8 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from morningstar.core._checks import check_range
+
 __all__ = [
     "BINDINGS",
     "SizeResult",
@@ -55,12 +57,7 @@ BINDINGS: Final = ("vol_target", "kelly", "max_position", "zero")
 
 
 def _check(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"SizingParams.{name} must be in {bracket}{low}, {high}], got {value!r}")
+    check_range("SizingParams", name, value, low, high, low_open=low_open)
 
 
 @dataclass(frozen=True, slots=True)

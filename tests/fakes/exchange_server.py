@@ -7,6 +7,9 @@ Binance spot API that market-data code and paper trading need, with Binance's re
 * ``GET /api/v3/exchangeInfo`` → rate limits and one symbol per served market (``status``,
   ``baseAsset``, ``quoteAsset``, precisions, ``PRICE_FILTER``/``LOT_SIZE``/``NOTIONAL``… filters,
   ``permissionSets``);
+* ``GET /_fake/clock`` (not Binance: the stand-in's own control) → ``{"serverTime": ms}``; with
+  ``set=<ms>`` it first moves a set clock forward to that instant (never backward), so a client in
+  another process (a paper run under test) can advance the exchange's time as it "sleeps";
 * ``GET /api/v3/klines`` → ``symbol``, ``interval``, ``startTime``, ``endTime`` (both inclusive on
   the open time), ``limit`` (default 500, max 1000); without ``startTime`` the latest bars up to
   ``endTime`` (or "now"). Rows are ``[openTime, "open", "high", "low", "close", "volume", closeTime,
@@ -44,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "CLOCK",
     "EXCHANGE_INFO",
     "INTERVALS",
     "KLINES",
@@ -58,6 +62,8 @@ log = logging.getLogger(__name__)
 
 KLINES = "/api/v3/klines"
 EXCHANGE_INFO = "/api/v3/exchangeInfo"
+#: The stand-in's clock control (not a Binance endpoint): read, or move forward with ``set=<ms>``.
+CLOCK = "/_fake/clock"
 
 #: Binance spot intervals with a fixed length, in milliseconds (``1M`` is valid but never served).
 INTERVALS: dict[str, int] = {
@@ -309,6 +315,18 @@ class FakeBinance:
         """The server clock: :attr:`now_ms` when set, else the real time."""
         return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
 
+    def advance_to(self, ms: int) -> int:
+        """Move a set clock forward to ``ms`` (never backward); returns the clock.
+
+        Raises:
+            RuntimeError: the clock follows the real time (``now_ms`` is None).
+        """
+        with self._lock:
+            if self.now_ms is None:
+                raise RuntimeError("the clock follows the real time; set now_ms to control it")
+            self.now_ms = max(self.now_ms, int(ms))
+            return self.now_ms
+
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>`` of the running server."""
@@ -395,7 +413,20 @@ class FakeBinance:
             return 200, self._exchange_info()
         if path == KLINES:
             return self._klines(params)
+        if path == CLOCK:
+            return self._clock(params)
         return 404, None
+
+    def _clock(self, params: dict[str, str]) -> tuple[int, Any]:
+        if "set" in params:
+            try:
+                target = int(params["set"])
+            except ValueError:
+                return 400, _err(-1100, "Illegal characters found in parameter 'set'.")
+            if self.now_ms is None:
+                return 400, _err(-1000, "the stand-in's clock follows the real time")
+            self.advance_to(target)
+        return 200, {"serverTime": self.clock_ms()}
 
     def _exchange_info(self) -> dict[str, Any]:
         with self._lock:

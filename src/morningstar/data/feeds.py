@@ -229,6 +229,15 @@ class CcxtPollingFeed:
     at the first poll: it is loaded as history for :meth:`warmup` and not delivered. Either way
     ``history`` bars up to the starting point are fetched for :meth:`warmup`.
 
+    Step by step (``step_by_step=True``, what the trading workflow uses): each call delivers ONE
+    time step (the bars of every pair at the next open time), as :class:`ReplayFeed` does; the
+    bars a late poll fetched beyond it wait in the feed, are delivered by the next calls without
+    a request, and reach :meth:`warmup` only once delivered. A workflow deciding the bars of a
+    catch-up one after the other thus sees, for each, only the bars up to it (point in time),
+    and a stop requested meanwhile takes effect after the current time step, not after the
+    whole catch-up. Without it, one call delivers every bar fetched (and :meth:`warmup` already
+    holds them all).
+
     Args:
         exchange: a ccxt exchange (:func:`morningstar.exchange.ccxt_client.make_exchange`).
         pairs: markets, ``BASE/QUOTE``.
@@ -241,6 +250,7 @@ class CcxtPollingFeed:
         page_limit: bars asked per request.
         settle_s: seconds after a bar's close before polling for it (exchanges publish the
             final candle a moment after the close).
+        step_by_step: deliver one time step per call (see above).
     """
 
     def __init__(
@@ -256,6 +266,7 @@ class CcxtPollingFeed:
         history: int = 500,
         page_limit: int = 1000,
         settle_s: float = 0.0,
+        step_by_step: bool = False,
     ) -> None:
         if not pairs:
             raise UserInputError("a feed needs at least one pair", where="pairs")
@@ -274,14 +285,18 @@ class CcxtPollingFeed:
         self._retry = retry or RetryPolicy()
         self._history = history
         self._page_limit = page_limit
-        self._last: dict[str, int] = {}  # per pair: open ms of the last bar delivered
+        self._step_by_step = step_by_step
+        self._last: dict[str, int] = {}  # per pair: open ms of the last bar fetched
+        self._given: dict[str, int] = {}  # per pair: open ms of the last bar delivered
+        # fetched, not delivered yet (step by step): (open ms, pair index, pair, bar, row)
+        self._pending: list[tuple[int, int, str, Bar, list[float]]] = []
         for pair, ts in (last_bars or {}).items():
             if pair not in self.pairs:
                 raise UserInputError(f"last_bars names {pair}, not a pair of the feed",
                                      where="last_bars")  # fmt: skip
             if ts.tzinfo is None:
                 raise UserInputError(f"last bar of {pair} must be aware (UTC)", where="last_bars")
-            self._last[pair] = round(ts.timestamp() * 1000)
+            self._last[pair] = self._given[pair] = round(ts.timestamp() * 1000)
         self._buffers: dict[str, list[list[float]]] = {}
         self._last_poll_ms: int | None = None
         self.polls = 0
@@ -299,12 +314,14 @@ class CcxtPollingFeed:
         """
         if self._closed:
             return []
+        if self._pending:
+            return self._deliver()
         now = self._now_ms()
         if now < self._next_poll_ms(now):
             return []
         self._last_poll_ms = now
         self.polls += 1
-        out: list[tuple[int, int, str, Bar]] = []
+        out: list[tuple[int, int, str, Bar, list[float]]] = []
         for k, pair in enumerate(self.pairs):
             self._load_history(pair, now)
             since = self._last[pair] + self._tf_ms
@@ -312,7 +329,7 @@ class CcxtPollingFeed:
                 continue  # the next bar has not closed yet
             rows = self._fetch_closed(pair, since, now)
             for row in rows:
-                out.append((int(row[0]), k, pair, self._bar(row)))
+                out.append((int(row[0]), k, pair, self._bar(row), row))
             if rows:
                 expected = (int(rows[-1][0]) - since) // self._tf_ms + 1
                 if expected != len(rows):
@@ -320,9 +337,26 @@ class CcxtPollingFeed:
                                 pair, self.timeframe, expected - len(rows), _iso(since),
                                 _iso(int(rows[-1][0])))  # fmt: skip
                 self._last[pair] = int(rows[-1][0])
-                self._keep(pair, rows)
         out.sort(key=lambda item: (item[0], item[1]))
-        return [(pair, bar) for _, _, pair, bar in out]
+        self._pending = out
+        return self._deliver()
+
+    def _deliver(self) -> list[tuple[str, Bar]]:
+        """The next time step of the fetched bars (every one of them when not step by step);
+        delivered bars join the warm-up buffers."""
+        pending = self._pending
+        if not pending:
+            return []
+        n = len(pending)
+        if self._step_by_step:
+            n = 1
+            while n < len(pending) and pending[n][0] == pending[0][0]:
+                n += 1
+        step, self._pending = pending[:n], pending[n:]
+        for ms, _k, pair, _bar, row in step:
+            self._keep(pair, [row])
+            self._given[pair] = ms
+        return [(pair, bar) for _, _, pair, bar, _ in step]
 
     def warmup(self, pair: str, n: int) -> pd.DataFrame:
         """The last ``n`` closed bars of ``pair`` up to the last one delivered (at most
@@ -343,11 +377,18 @@ class CcxtPollingFeed:
     # ----------------------------------------------------------------- extras
     def last_bar(self, pair: str) -> datetime | None:
         """Open time of the last bar delivered (or loaded as the starting point) of ``pair``."""
-        ms = self._last.get(pair)
+        ms = self._given.get(pair)
         return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
+    @property
+    def pending(self) -> int:
+        """Bars fetched and not delivered yet (step by step: the rest of a catch-up)."""
+        return len(self._pending)
+
     def seconds_until_next_poll(self) -> float:
-        """Seconds until :meth:`next_bars` will poll again (0.0: now)."""
+        """Seconds until :meth:`next_bars` will poll again (0.0: now, or bars are waiting)."""
+        if self._pending:
+            return 0.0
         now = self._now_ms()
         return max(0.0, (self._next_poll_ms(now) - now) / 1000)
 
@@ -410,7 +451,7 @@ class CcxtPollingFeed:
                 if r[0] <= last]  # fmt: skip
         self._buffers[pair] = rows[-self._history :]
         if pair not in self._last:
-            self._last[pair] = int(rows[-1][0]) if rows else last
+            self._last[pair] = self._given[pair] = int(rows[-1][0]) if rows else last
 
     def _keep(self, pair: str, rows: Iterable[list[float]]) -> None:
         buf = self._buffers.setdefault(pair, [])

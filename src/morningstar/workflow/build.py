@@ -30,6 +30,7 @@ from morningstar.core.engine import Costs
 from morningstar.core.ledger import Ledger
 from morningstar.core.risk import RiskEngine, RiskLimits
 from morningstar.core.sizing import SizingParams
+from morningstar.core.timeframe import parse_timeframe
 from morningstar.errors import UserInputError
 from morningstar.workflow.policy import StepRunner
 from morningstar.workflow.runner import TradingWorkflow, WorkflowParts
@@ -40,7 +41,14 @@ if TYPE_CHECKING:
     from morningstar.llm.gateway import Gateway
     from morningstar.store.db import Database
 
-__all__ = ["BuiltRun", "build_backtest", "build_paper", "make_predictor", "new_run_id"]
+__all__ = [
+    "BuiltRun",
+    "build_backtest",
+    "build_paper",
+    "make_predictor",
+    "new_run_id",
+    "paper_history",
+]
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +211,7 @@ def _short(predictor: str) -> str:
 
 def _store(
     db: Database | None, run_id: str, mode: str, settings: Settings, pairs: list[str],
-    calendar: str,
+    calendar: str, extra: Mapping[str, Any] | None = None,
 ) -> Any:  # fmt: skip
     if db is None:
         return None
@@ -214,7 +222,7 @@ def _store(
     store.start_run(
         run_id, mode=mode, strategy=wf.predictor, pairs=pairs, timeframe=wf.timeframe,
         config={"workflow": settings_as_dict(settings)["workflow"],
-                "risk": settings.risk.model_dump()},
+                "risk": settings.risk.model_dump(), **(extra or {})},
         calendar=calendar,
     )  # fmt: skip
     return store
@@ -234,9 +242,20 @@ def build_paper(
     """A paper run on live bars from ``exchange`` (a ccxt exchange; see
     :func:`morningstar.exchange.make_exchange`), resumed when ``run_id`` was persisted before.
 
-    The broker, the ledger and the risk engine are restored from the last persisted cycle; the
-    feed resumes after the last persisted bar of each pair, so no bar is decided twice and none
-    is skipped.
+    Start: a new run's first decision bar is the first bar to close after it starts (the last
+    bar closed at the start is history); that starting point is stored with the run
+    (``config["paper"]["start"]``, the open time of the last history bar per pair), so a run
+    that stops before its first cycle was persisted starts again from the same bar.
+
+    Resume: the broker, the ledger and the risk engine are restored from the last persisted
+    cycle; the feed resumes after the last persisted bar of each pair (after the starting point
+    for a pair without a persisted cycle), so no bar is decided twice and none is skipped.
+
+    The predictor sees the last :func:`paper_history` bars of each decision: enough for its
+    indicators to equal the backtest's, which sees every bar (recursive averages converge).
+    The feed delivers one time step at a time: the bars a late poll catches up (after an
+    outage, a restart) are decided one after the other, each from the bars up to it only, and
+    a stop takes effect after the current time step.
     """
     from morningstar.data.feeds import CcxtPollingFeed
     from morningstar.exchange.paper import PaperBroker
@@ -247,16 +266,21 @@ def build_paper(
     if not pairs:
         raise UserInputError("a paper run needs pairs", where="workflow.pairs",
                              hint="set workflow.pairs or pass --pair")  # fmt: skip
-    store = WorkflowStore(db)
-    resume = store.last_state(run_id) if store.get_run(run_id) is not None else None
-    store = _store(db, run_id, "paper", settings, pairs, calendar)
+    now = clock or (lambda: datetime.now(UTC))
+    stored = WorkflowStore(db).get_run(run_id)
+    resume = WorkflowStore(db).last_state(run_id) if stored is not None else None
+    start = _paper_start(stored.config if stored is not None else None, pairs, wf.timeframe, now)
+    store = _store(db, run_id, "paper", settings, pairs, calendar,
+                   extra={"paper": {"start": {p: t.isoformat() for p, t in start.items()}}})  # fmt: skip
     predictor = make_predictor(wf)
     state = resume.latest() if resume is not None else None
-    history = max(SNAPSHOT_BARS, wf.warmup_bars or 0, _min_history(predictor))
+    history = paper_history(wf, predictor)
+    last_bars = dict(start)
+    if resume is not None:
+        last_bars.update(resume.last_bar)
     feed = CcxtPollingFeed(
-        exchange, pairs, wf.timeframe, clock=clock or (lambda: datetime.now(UTC)),
-        poll_every_s=wf.poll_every_s, history=history,
-        last_bars=dict(resume.last_bar) if resume is not None and resume.last_bar else None,
+        exchange, pairs, wf.timeframe, clock=now, poll_every_s=wf.poll_every_s,
+        history=history, last_bars=last_bars, step_by_step=True,
     )  # fmt: skip
     costs = Costs(fee_bps=wf.fee_bps, slippage_bps=wf.slippage_bps)
     if state is not None:
@@ -286,6 +310,62 @@ def build_paper(
     return BuiltRun(workflow, run_id, closers)
 
 
+def _paper_start(
+    config: Mapping[str, Any] | None, pairs: list[str], timeframe: str,
+    clock: Callable[[], datetime],
+) -> dict[str, datetime]:  # fmt: skip
+    """Per pair, the open time of the last history bar of a paper run: stored with the run, or
+    the last bar closed now (a new run, or a pair added to the run)."""
+    stored = dict((config or {}).get("paper", {}).get("start", {}))
+    tf_ms = parse_timeframe(timeframe).ms
+    now = clock()
+    if now.tzinfo is None:
+        raise UserInputError("the paper run's clock must return aware (UTC) times", where="clock")
+    last_closed = (round(now.timestamp() * 1000) // tf_ms - 1) * tf_ms
+    out: dict[str, datetime] = {}
+    for pair in pairs:
+        text = stored.get(pair)
+        ts = datetime.fromisoformat(str(text)) if text else None
+        if ts is None or ts.tzinfo is None:
+            ts = datetime.fromtimestamp(last_closed / 1000, tz=UTC)
+        out[pair] = ts
+    return out
+
+
+#: A recursive indicator (an EMA, Wilder's smoothing) remembers every bar since its seed; after
+#: this many times its period the seed weighs less than ``(1 - 1/n)^(30 n) < e^-30`` (1e-13).
+_CONVERGENCE_PERIODS = 30
+#: Bars of history derived from a strategy's periods are capped here (set ``warmup_bars``).
+_MAX_DERIVED_HISTORY = 50_000
+
+
+def paper_history(wf: WorkflowSettings, predictor: Predictor) -> int:
+    """Bars the paper predictor sees per decision (``history`` of the feed and the workflow).
+
+    A backtest predicts every bar from ALL the bars before it; paper mode from the last
+    ``history`` bars. They agree when the window is long enough for the predictor's indicators
+    to forget where it starts: ``workflow.warmup_bars`` when set; else, for a strategy,
+    :data:`_CONVERGENCE_PERIODS` times its longest period plus its volatility window; never
+    fewer than a model's ``min_history`` nor the supervisor's snapshot.
+    """
+    model = _min_history(predictor)
+    if wf.warmup_bars is not None:
+        return max(SNAPSHOT_BARS, wf.warmup_bars, model)
+    return max(SNAPSHOT_BARS, model, _strategy_history(predictor))
+
+
 def _min_history(predictor: Predictor) -> int:
     model = getattr(predictor, "model", None)
     return int(getattr(model, "min_history", 0) or 0)
+
+
+def _strategy_history(predictor: Predictor) -> int:
+    """:data:`_CONVERGENCE_PERIODS` times the longest period of a strategy predictor (its
+    integer parameters) plus its volatility window; 0 for another predictor."""
+    params = getattr(predictor, "params", None)
+    if getattr(predictor, "strategy", None) is None or not isinstance(params, Mapping):
+        return 0
+    periods = [int(v) for v in params.values() if isinstance(v, int) and not isinstance(v, bool)]
+    vol_window = int(getattr(predictor, "vol_window", 0) or 0)
+    longest = max(periods, default=0)
+    return min(_CONVERGENCE_PERIODS * longest + vol_window + 1, _MAX_DERIVED_HISTORY)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 
 from morningstar.config import Settings
 from morningstar.core.engine import Costs, ExitReason, FractionSizing
-from morningstar.errors import LLMTimeoutError
+from morningstar.errors import LLMTimeoutError, StorageError
 from morningstar.llm.budget import BudgetBook
 from morningstar.llm.cache import ReplayCache
 from morningstar.llm.gateway import Gateway
@@ -263,3 +264,41 @@ def test_fault_policies(shared_data: Path, db: Database, monkeypatch: pytest.Mon
     orders = WorkflowStore(db).orders(run.run_id, limit=100_000)
     ids = [o.client_order_id for o in orders]
     assert len(ids) == len(set(ids)) == summary.orders  # retried with the same id, once
+
+
+class _FlakyStore:
+    """A WorkflowStore whose first ``failures`` persist calls raise StorageError."""
+
+    def __init__(self, store: WorkflowStore, failures: int) -> None:
+        self.store, self.failures, self.calls = store, failures, 0
+
+    def persist_many(self, records: Any, states: Any = None) -> int:
+        self.calls += 1
+        if self.failures:
+            self.failures -= 1
+            raise StorageError("database is locked", where="sqlite")
+        return self.store.persist_many(records, states)
+
+
+def test_a_failing_store_is_retried_then_halts_without_losing_a_cycle(
+    shared_data: Path, db: Database
+) -> None:
+    df = _bars(str(shared_data), 3_000)
+    cfg = settings(errors={"persist": "retry", "retries": 3, "backoff_s": 0})
+    run = build_backtest(cfg, {PAIR: df}, db=db, run_id="p".ljust(32, "0"), persist_every=1_000)
+    wf = run.workflow
+    flaky = _FlakyStore(WorkflowStore(db), failures=2)  # twice locked, then fine
+    wf.p.store = flaky  # type: ignore[assignment]
+    wf.p.steps.retry = replace(wf.p.steps.retry, sleep=lambda _s: None)
+    summary = wf.run()
+    assert summary.halted is None and summary.cycles_persisted == 3_000
+    assert len(WorkflowStore(db).cycles(run.run_id)) == 3_000 and flaky.calls == 5
+
+    run2 = build_backtest(cfg, {PAIR: df}, db=db, run_id="q".ljust(32, "0"), persist_every=1_000)
+    wf2 = run2.workflow
+    wf2.p.store = _FlakyStore(WorkflowStore(db), failures=10**6)  # type: ignore[assignment]
+    wf2.p.steps.retry = replace(wf2.p.steps.retry, sleep=lambda _s: None)
+    summary2 = wf2.run()  # halts on the first batch, does not raise
+    assert summary2.halted is not None and "database is locked" in summary2.halted
+    assert summary2.cycles_persisted == 0 and summary2.bars == 1_000
+    assert WorkflowStore(db).cycles(run2.run_id) == []

@@ -50,7 +50,7 @@ from morningstar.core.decision import (
 from morningstar.core.orders import Fill, Order, OrderSide, client_order_id
 from morningstar.core.risk import RiskEngine, RiskState
 from morningstar.core.sizing import SizingParams
-from morningstar.errors import DataValidationError
+from morningstar.errors import DataValidationError, StorageError
 from morningstar.workflow.policy import HaltRun, SkipCycle, StepRunner
 
 if TYPE_CHECKING:
@@ -223,6 +223,7 @@ class TradingWorkflow:
         self._risk_key: tuple[float, float, float, int] | None = None
         self._risk_state = parts.risk.state
         self._risk_state_name = str(parts.risk.state)
+        self._persist_failed = False
         self._where_ts: Any = None
         self._where_iso = ""
 
@@ -285,7 +286,12 @@ class TradingWorkflow:
             self.summary.halted = halt.error.message
             log.error("run %s halted: %s", p.run_id, halt.error.message)
         finally:
-            self._flush()
+            if self._pending and not self._persist_failed:
+                try:
+                    self._flush()
+                except HaltRun as halt:
+                    self.summary.halted = self.summary.halted or halt.error.message
+                    log.error("run %s halted: %s", p.run_id, halt.error.message)
             self.summary.stopped = self._stop.is_set()
             self.summary.seconds = p.clock() - started
             self.summary.final_equity = p.ledger.equity
@@ -671,13 +677,41 @@ class TradingWorkflow:
         self._pending.append((quiet, None))
 
     def _flush(self) -> None:
+        """Persist the pending cycles (step g), retried like the ``persist`` policy says.
+
+        A cycle is never dropped: when the store still fails after the retries (temporary
+        errors and storage errors alike: a locked or unreachable database), the run halts with
+        the cycles not persisted; a paper run restarted later resumes from the last persisted
+        cycle (its broker, ledger and risk state), so nothing is decided on lost state.
+
+        Raises:
+            HaltRun: the store failed for good.
+        """
+        attempts = 0
+        while True:
+            try:
+                self._flush_once()
+                return
+            except StorageError as exc:
+                attempts += 1
+                policy = self.p.steps.policies.get("persist", "retry")
+                if policy != "retry" or attempts > self.p.steps.retry.max_attempts - 1:
+                    self._persist_failed = True
+                    error = StepError("persist", type(exc).__name__, exc.one_line(), "halted",
+                                      attempts)  # fmt: skip
+                    raise HaltRun(error) from exc
+                wait = self.p.steps.retry.delay(attempts - 1)
+                log.warning("persisting %d cycle(s) failed (%s); retry %d in %.2fs",
+                            len(self._pending), exc.one_line(), attempts, wait)  # fmt: skip
+                self.p.steps.retry.sleep(wait)
+
+    def _flush_once(self) -> None:
         p = self.p
         if not self._pending or p.store is None:
             self._pending.clear()
             self._last_quiet.clear()
             return
-        batch = self._pending
-        self._pending = []
+        batch = self._pending  # stays pending until written (a failure keeps it for a retry)
         store = p.store
         if p.mode == "backtest":  # the run's last state is enough to inspect a backtest
             records: list[CycleRecord | QuietCycle] = [r for r, _ in batch]
@@ -687,7 +721,6 @@ class TradingWorkflow:
                 quiet = records[i]
                 prediction = p.batches[pair].row(row).as_dict()  # type: ignore[index]
                 records[i] = quiet._replace(prediction=prediction)  # type: ignore[union-attr]
-            self._last_quiet.clear()
             last = records[-1]
             if not isinstance(last, CycleRecord) and p.ledger.pairs:
                 # the positions table holds the batch's last cycle's positions
@@ -701,6 +734,8 @@ class TradingWorkflow:
             written = 0
             for record, state in batch:
                 written += int(store.persist(record, state=state))  # type: ignore[arg-type]
+        self._pending = []
+        self._last_quiet.clear()
         self._timing["persist"] = self._timing.get("persist", 0.0) + (p.clock() - t)
         self.summary.cycles_persisted += written
 

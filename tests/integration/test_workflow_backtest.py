@@ -302,3 +302,101 @@ def test_a_failing_store_is_retried_then_halts_without_losing_a_cycle(
     assert summary2.halted is not None and "database is locked" in summary2.halted
     assert summary2.cycles_persisted == 0 and summary2.bars == 1_000
     assert WorkflowStore(db).cycles(run2.run_id) == []
+
+
+def _open_counts(fills: list[Any]) -> int:
+    """The most positions open at once, rebuilt from the fills (netting per pair)."""
+    held: dict[str, float] = {}
+    most = 0
+    for f in sorted(fills, key=lambda f: (f.ts, f.fill_id)):
+        q = held.get(f.pair, 0.0) + (f.quantity if f.side == "buy" else -f.quantity)
+        held[f.pair] = 0.0 if abs(q) < 1e-12 else q
+        most = max(most, sum(1 for v in held.values() if v != 0.0))
+    return most
+
+
+def test_entries_decided_on_one_bar_count_against_the_limits_and_the_cash(
+    shared_data: Path, db: Database
+) -> None:
+    """Two pairs decide on the same bar: the second sees the first's unfilled entry."""
+    btc = _bars(str(shared_data), 3_000)
+    eth = pd.read_csv(shared_data / "genetrader/BINANCE_ETH_USDT-5m.csv", index_col="timestamp",
+                      nrows=3_000)  # fmt: skip
+    eth.index = pd.DatetimeIndex(pd.to_datetime(eth.index, utc=True), name="timestamp")
+    frames = {PAIR: btc, "ETH/USDT": eth.astype("float64")}
+    risk = {**PERMISSIVE_RISK, "max_open_positions": 1}
+    cfg = Settings(workflow=settings().workflow.model_dump(), risk=risk,
+                   llm={"cache_mode": "off"})  # fmt: skip
+    run = build_backtest(cfg, frames, db=db, run_id="m".ljust(32, "0"))
+    summary = run.workflow.run()
+    fills = WorkflowStore(db).fills(run.run_id, limit=100_000)
+    assert summary.fills > 50 and summary.risk_rejections > 0
+    assert _open_counts(fills) == 1
+    cash = [row[3] for row in WorkflowStore(db).equity(run.run_id)]
+    assert min(cash) >= -1e-6  # fraction sizing never spends cash committed to another entry
+
+
+def test_order_statuses_follow_the_broker(shared_data: Path, db: Database) -> None:
+    df = _bars(str(shared_data), 3_000)
+    cfg = settings(bracket_orders=True, decision={"min_confidence": 0.5, "adjust_stops": True,
+                                                  "sl_sigma_mult": 3, "tp_sigma_mult": 4})  # fmt: skip
+    run = build_backtest(cfg, {PAIR: df}, db=db, run_id="o".ljust(32, "0"))
+    wf = run.workflow
+    wf.run()
+    store = WorkflowStore(db)
+    orders = store.orders(run.run_id, limit=100_000)
+    by_role: dict[str, dict[str, int]] = {}
+    for o in orders:
+        by_role.setdefault(o.role, {}).setdefault(o.status, 0)
+        by_role[o.role][o.status] += 1
+    fills = {f.client_order_id for f in store.fills(run.run_id, limit=100_000)}
+    assert all(o.status == "filled" for o in orders if o.client_order_id in fills)
+    still_open = {o.client_order_id for o in orders if o.status == "open"}
+    assert still_open == {o.client_order_id for o in wf.p.broker.open_orders()}
+    assert by_role.get("stop_loss", {}).get("filled", 0) > 0
+
+
+def test_a_run_that_dies_is_stored_as_failed_and_decide_errors_follow_their_policy(
+    shared_data: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from morningstar.services import workflow as service
+
+    df = _bars(str(shared_data), 2_000)
+    calls = {"n": 0}
+
+    def interrupt_after_500(built: Any) -> None:
+        feed = built.workflow.p.feed
+        original = feed.next_bars
+
+        def next_bars() -> Any:
+            calls["n"] += 1
+            if calls["n"] > 500:
+                raise KeyboardInterrupt
+            return original()
+
+        monkeypatch.setattr(feed, "next_bars", next_bars)
+
+    with pytest.raises(KeyboardInterrupt):
+        service.run_backtest(settings(), db, {PAIR: df}, on_built=interrupt_after_500)
+    stored = WorkflowStore(db).latest_run()
+    assert stored is not None and stored.status == "failed"
+    assert stored.error is not None and "KeyboardInterrupt" in stored.error
+    assert len(WorkflowStore(db).cycles(stored.run_id)) == 500  # what ran is persisted
+
+    from morningstar.workflow import runner
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("rules exploded")
+
+    monkeypatch.setattr(runner, "propose", broken)
+    halted = service.run_backtest(settings(errors={"decide": "halt"}), db, {PAIR: df},
+                                  start=str(df.index[100]))  # fmt: skip
+    assert halted.summary.halted == "RuntimeError: rules exploded"
+    run = WorkflowStore(db).get_run(halted.run_id)
+    assert run is not None and run.status == "failed"
+    errors = WorkflowStore(db).errors(halted.run_id)
+    assert [(e.step, e.outcome) for e in errors] == [("decide", "halted")]
+    skipped = service.run_backtest(settings(errors={"decide": "skip"}), db, {PAIR: df},
+                                   start=str(df.index[200]))  # fmt: skip
+    assert skipped.summary.halted is None and skipped.summary.errors > 10
+    assert {e.outcome for e in WorkflowStore(db).errors(skipped.run_id)} == {"skipped"}

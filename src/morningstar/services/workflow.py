@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from morningstar.config import Settings
-from morningstar.errors import UserInputError
+from morningstar.errors import MorningstarError, StorageError, UserInputError
 from morningstar.services.data import pair_arg, timeframe_arg
 
 if TYPE_CHECKING:
@@ -174,14 +174,26 @@ def _run_built(
     """Run ``built`` to its end, close its parts, store how it ended, read back its outcome."""
     from morningstar.store.workflow import WorkflowStore
 
+    store = WorkflowStore(db)
     if on_built is not None:
         on_built(built)
     try:
         summary = built.workflow.run()
+    except BaseException as exc:  # the run is marked failed, with the reason, then re-raised
+        reason = exc.one_line() if isinstance(exc, MorningstarError) else repr(exc)
+        try:
+            store.finish_run(built.run_id, "failed", reason[:1_000])
+        except Exception:  # the store itself may be what failed
+            log.exception("could not mark run %s as failed", built.run_id)
+        raise
     finally:
         built.close()
     status = "failed" if summary.halted else ("stopped" if summary.stopped else "finished")
-    WorkflowStore(db).finish_run(built.run_id, status, summary.halted)
+    try:
+        store.finish_run(built.run_id, status, summary.halted)
+    except StorageError as exc:
+        log.error("could not store how run %s ended (%s): %s", built.run_id, status,
+                  exc.one_line())  # fmt: skip
     return _outcome(db, built, summary)
 
 

@@ -19,8 +19,9 @@ Tables (see :mod:`morningstar.store.models`):
 * ``cycle_errors``: the step errors of a cycle.
 * ``orders``: keyed by the deterministic client order id. Inserted ``open`` when placed (a
   re-sent order keeps its row); ``filled`` once its fills add up to its quantity
-  (``filled_quantity`` is their sum; a ``market`` order at its first fill, as its quantity may
-  be an estimate: quote-sized entries). Cancellations follow the brokers' contract: when a fill
+  (``filled_quantity`` is their sum; a ``market`` order and a reduce-only exit at their first
+  fill, as their quantity may be an estimate or an upper bound: quote-sized entries, the
+  protective orders covering them). Cancellations follow the brokers' contract: when a fill
   closes a position (its order's role is ``close``, ``stop_loss`` or ``take_profit``) the other
   open reduce-only orders of the run and pair are ``cancelled`` (OCO), and a new ``stop_loss``
   (``take_profit``) order replaces the open one of the run and pair (an *adjust*).
@@ -294,9 +295,12 @@ class WorkflowStore:
             .values(
                 filled_quantity=self._filled_sum(),
                 # a market order fills whole (its quantity may be an estimate: quote-sized
-                # entries); stop and limit orders when their fills add up to the quantity
+                # entries), so does a reduce-only exit (its quantity is an upper bound: the
+                # broker fills what the position holds); other orders when their fills add
+                # up to the quantity
                 status=sa.case(
                     (_ORDERS.c.kind == "market", "filled"),
+                    (_ORDERS.c.reduce_only.is_(True), "filled"),
                     (self._filled_sum() >= _ORDERS.c.quantity * (1.0 - 1e-9), "filled"),
                     else_=_ORDERS.c.status,
                 ),

@@ -176,6 +176,14 @@ def build_backtest(
         raise UserInputError("no bars to backtest", where="workflow.pairs")
     predictor = make_predictor(wf)
     feed = ReplayFeed(frames, wf.timeframe, start=start, end=end)
+    if feed.done:
+        stored = [f.index for f in frames.values() if len(f)]
+        raise UserInputError(
+            f"no bar to replay between {start or 'the start'} and {end or 'the end'}",
+            where="--start/--end",
+            hint=(f"the stored bars run from {min(i[0] for i in stored)} to "
+                  f"{max(i[-1] for i in stored)}") if stored else "import data first",
+        )  # fmt: skip
     batches = {pair: predictor.predict_batch(frame) for pair, frame in feed.frames.items()}
     if run_id is None:
         run_id = new_run_id({
@@ -183,6 +191,7 @@ def build_backtest(
             "data": {p: [len(f), str(f.index[0]), str(f.index[-1]), float(f["close"].sum())]
                      for p, f in frames.items()},
             "start": str(start), "end": str(end),
+            "llm": settings_as_dict(settings)["llm"], "model": _model_fingerprint(wf.predictor),
         })  # fmt: skip
     closers: list[Callable[[], None]] = [feed.close]
     broker = SimulatedBroker(
@@ -202,6 +211,18 @@ def build_backtest(
         flatten_on_halt=settings.risk.flatten_on_halt,
     )  # fmt: skip
     return BuiltRun(TradingWorkflow(parts), run_id, closers)
+
+
+def _model_fingerprint(predictor: str) -> str | None:
+    """SHA-256 of a model predictor's manifest (a retrained model is another backtest)."""
+    kind, _, name = predictor.partition(":")
+    if kind != "model":
+        return None
+    manifest = Path(name).expanduser() / "model.json"
+    try:
+        return hashlib.sha256(manifest.read_bytes()).hexdigest()
+    except OSError:
+        return None  # make_predictor has already said what is wrong
 
 
 def _short(predictor: str) -> str:

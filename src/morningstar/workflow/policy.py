@@ -103,6 +103,12 @@ class StepRunner:
             if policy == "retry":
                 return retry_call(fn, self.retry, what=f"{where} {step}", on_retry=on_retry)
             return fn()
+        except HaltRun as halt:  # raised inside the step (e.g. a replay-cache miss): recorded
+            if halt.error not in errors:
+                errors.append(halt.error)
+            raise
+        except SkipCycle:
+            raise
         except Exception as exc:
             outcome: Literal["skipped", "halted"] = "halted" if policy == "halt" else "skipped"
             if policy == "retry" and not isinstance(exc, TemporaryError):

@@ -48,7 +48,7 @@ from morningstar.core.decision import (
     supervise,
 )
 from morningstar.core.orders import Fill, Order, OrderSide, client_order_id
-from morningstar.core.risk import RiskEngine, RiskState
+from morningstar.core.risk import PortfolioView, PositionView, RiskEngine, RiskState
 from morningstar.core.sizing import SizingParams
 from morningstar.errors import DataValidationError, StorageError
 from morningstar.workflow.policy import HaltRun, SkipCycle, StepRunner
@@ -224,6 +224,8 @@ class TradingWorkflow:
         self._risk_state = parts.risk.state
         self._risk_state_name = str(parts.risk.state)
         self._persist_failed = False
+        # entries decided and not filled yet, per pair: (side, quantity, price, cost)
+        self._entries: dict[str, tuple[int, float, float, float]] = {}
         self._where_ts: Any = None
         self._where_iso = ""
 
@@ -325,10 +327,12 @@ class TradingWorkflow:
             self._where_iso = bar.ts.isoformat()
         where = f"{pair} {self._where_iso}"
         self.summary.bars += 1
+        state.bar_index += 1  # counts every bar of the pair, also those whose cycle is skipped
         try:
             t = clock()
             fills = p.steps.run("execute", lambda: p.broker.process_bar(pair, bar), errors,
                                 where=where)  # fmt: skip
+            self._entries.pop(pair, None)  # an entry decided earlier has filled or is gone
             if fills:
                 self._book(pair, fills, state)
             p.ledger.mark(pair, bar.close)
@@ -338,10 +342,12 @@ class TradingWorkflow:
             prediction = p.steps.run("predict", lambda: self._predict(pair, bar, state), errors,
                                      where=where)  # fmt: skip
             timings["predict"] = clock() - t
-            state.bar_index += 1
             t = clock()
-            intent, decision, supervision = self._decide(pair, bar, prediction, state, errors,
-                                                         timings)  # fmt: skip
+            intent, decision, supervision = p.steps.run(
+                "decide",
+                lambda: self._decide(pair, bar, prediction, state, errors, timings),
+                errors, where=where,
+            )  # fmt: skip
             timings["decide"] = clock() - t - timings.get("supervise", 0.0)
             if intent is not None and intent.action != "none":
                 t = clock()
@@ -448,6 +454,7 @@ class TradingWorkflow:
         self._risk_key = None
         view = ledger.portfolio_view(peak_equity=self._peak, day_start_equity=self._day_start,
                                      day=self._day, bar_index=state.bar_index)  # fmt: skip
+        view = self._with_pending_entries(view, pair)
         risk_state = p.risk.update(view)
         position = ledger.rules_position(pair)
         if risk_state is RiskState.HALTED and p.flatten_on_halt and position is not None:
@@ -518,6 +525,24 @@ class TradingWorkflow:
         self.p.risk.update(view)
         self._risk_key = key
 
+    def _with_pending_entries(self, view: PortfolioView, pair: str) -> PortfolioView:
+        """``view`` with the entries decided for other pairs and not filled yet counted as
+        positions (at their reference price): the limits on positions and exposure apply to
+        what is committed, not only to what has filled."""
+        pending = {other: entry for other, entry in self._entries.items() if other != pair}
+        if not pending:
+            return view
+        positions = dict(view.positions)
+        for other, (side, quantity, price, _cost) in pending.items():
+            if other not in positions:
+                positions[other] = PositionView(side, quantity, price, price)
+        return replace(view, positions=positions)
+
+    def _committed_cash(self, pair: str) -> float:
+        """Cash not yet committed to entries of other pairs decided and not filled."""
+        reserved = sum(e[3] for other, e in self._entries.items() if other != pair)
+        return self.p.ledger.cash - reserved
+
     def _window(self, pair: str) -> pd.DataFrame:
         """The recent bars up to the decision bar (the supervisor's snapshot)."""
         return self.p.feed.warmup(pair, self.p.history)
@@ -533,7 +558,8 @@ class TradingWorkflow:
             qty = intent.quantity
             # fraction sizing: the notional is spent at the fill price, within the cash (the
             # engine's sizing); the quantity is the estimate at the close
-            quote = None if p.sizing is not None else (qty * bar.close, p.ledger.cash)
+            cash = self._committed_cash(pair)
+            quote = None if p.sizing is not None else (qty * bar.close, max(cash, 0.0))
             orders.append(Order(
                 client_order_id(run, pair, ts, "open"), run, pair, entry_side, qty, "market",
                 "open", close_ts, ts, reference_price=bar.close,
@@ -553,8 +579,7 @@ class TradingWorkflow:
                     "limit", "take_profit", close_ts, ts, reduce_only=True,
                     limit_price=intent.take_profit, reference_price=bar.close,
                 ))  # fmt: skip
-        elif intent.action == "close":
-            self._cancel_protection(state)
+        elif intent.action == "close":  # its protections are cancelled once it is accepted
             side: OrderSide = "sell" if intent.side > 0 else "buy"
             orders.append(Order(
                 client_order_id(run, pair, ts, "close"), run, pair, side, intent.quantity,
@@ -567,26 +592,42 @@ class TradingWorkflow:
             old = [o for o in p.broker.open_orders(pair)
                    if o.client_order_id in state.protective]  # fmt: skip
             exit_: OrderSide = "sell" if position.side > 0 else "buy"
-            if intent.stop_loss is not None:
-                for o in old:
-                    if o.role == "stop_loss":
-                        p.broker.cancel(o.client_order_id)
+            if intent.stop_loss is not None:  # the old stop is cancelled once this is accepted
                 orders.append(Order(
                     client_order_id(run, pair, ts, "stop_loss"), run, pair, exit_,
                     position.quantity, "stop", "stop_loss", close_ts, ts, reduce_only=True,
                     stop_price=intent.stop_loss, reference_price=bar.close,
                 ))  # fmt: skip
-        for order in orders:
-            ack = p.broker.submit(order)
-            if ack.status == "rejected":
-                log.warning("%s: order %s rejected: %s", pair, order.client_order_id, ack.reason)
-            elif order.role in ("stop_loss", "take_profit") and (
-                order.client_order_id not in state.protective  # a retried execute step
-            ):
-                state.protective.append(order.client_order_id)
+        accepted: set[str] = set()
+        try:
+            for order in orders:
+                ack = p.broker.submit(order)
+                if ack.status == "rejected":
+                    log.warning("%s: order %s rejected: %s", pair, order.client_order_id,
+                                ack.reason)  # fmt: skip
+                    continue
+                accepted.add(order.client_order_id)
+                if order.role == "open":
+                    cost = (order.quote_quantity if order.quote_quantity is not None
+                            else order.quantity * bar.close)  # fmt: skip
+                    self._entries[pair] = (intent.side, order.quantity, bar.close, cost)
+                elif order.role in ("stop_loss", "take_profit") and (
+                    order.client_order_id not in state.protective  # a retried execute step
+                ):
+                    state.protective.append(order.client_order_id)
+            # replace, then cancel: a position is never left without the protection it had
+            if intent.action == "close" and accepted:
+                self._cancel_protection(state)
+            elif intent.action == "adjust" and accepted:
+                for cid in [c for c in state.protective if c not in accepted]:
+                    if any(o.client_order_id == cid and o.role == "stop_loss"
+                           for o in old):  # fmt: skip
+                        p.broker.cancel(cid)
+                        state.protective.remove(cid)
+        finally:
+            if intent.action == "adjust":
+                self._sync_protection(pair, state)
         self.summary.orders += len(orders)
-        if intent.action == "adjust":
-            self._sync_protection(pair, state)
         return orders
 
     def _cancel_protection(self, state: _PairState) -> None:

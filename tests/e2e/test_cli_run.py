@@ -99,6 +99,10 @@ def test_a_replay_miss_halts_the_run(env: Path, capsys: pytest.CaptureFixture[st
         (("--supervisor", "maybe"), "--supervisor 'maybe': use on or off"),
         (("--llm-cache", "sometimes"), "--llm-cache 'sometimes': use record, replay or off"),
         (("--predictor", "magic"), "is not strategy:<name> or model:<artifact dir>"),
+        (("--run-id", "0" * 32), "--run-id resumes paper runs"),
+        (("--mode", "paper", "--start", "2024-01-02"), "--start/--end are for backtests"),
+        (("--mode", "paper", "--run-id", "xyz"), "--run-id 'xyz': 32 lower-case hex"),
+        (("--start", "2030-01-01"), "no bar to replay between 2030-01-01 and the end"),
     ],
 )
 def test_bad_options_are_one_line(

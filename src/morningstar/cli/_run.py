@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -75,6 +76,15 @@ def run_cmd(
         chosen_mode = mode or wf.mode
         if chosen_mode not in ("backtest", "paper"):
             raise typer.BadParameter(f"--mode {chosen_mode!r}: use backtest or paper")
+        if chosen_mode == "backtest" and run_id is not None:
+            raise typer.BadParameter("--run-id resumes paper runs; a backtest's id comes from "
+                                     "its settings and data")  # fmt: skip
+        if chosen_mode == "paper" and (start is not None or end is not None):
+            raise typer.BadParameter("--start/--end are for backtests; a paper run trades the "
+                                     "bars that close from now on")  # fmt: skip
+        if run_id is not None and not re.fullmatch(r"[0-9a-f]{32}", run_id):
+            raise typer.BadParameter(f"--run-id {run_id!r}: 32 lower-case hex characters, as "
+                                     "printed by the run you resume")  # fmt: skip
         the_venue = venue or wf.venue
         pairs = list(wf.pairs)
         first = pair_arg(pairs[0]) if pairs else None

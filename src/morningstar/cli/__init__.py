@@ -515,12 +515,9 @@ def _demo_workflow(application: Any, outcome: Any) -> None:
     model_dir = _demo_model(application, outcome)
     settings = with_overrides(
         application.settings, supervisor=True, predictor=f"model:{model_dir}",
-        pairs=[str(outcome.pair)], timeframe=str(outcome.timeframe),
+        venue=outcome.venue, pairs=[str(outcome.pair)], timeframe=str(outcome.timeframe),
+        workflow={"fee_bps": 1.0, "decision": {"allow_shorts": True}},  # ~ a retail FX spread
     )  # fmt: skip
-    data = settings.model_dump()
-    data["workflow"].update({"venue": outcome.venue, "fee_bps": 1.0})  # ~ a retail FX spread
-    data["workflow"]["decision"]["allow_shorts"] = True
-    settings = type(settings).model_validate(data)
     bars = application.market_data.load(outcome.venue, outcome.pair, outcome.timeframe)
     start = bars.index[int(len(bars) * 0.6)]
     label = "rule-based analyst, not an LLM" if settings.llm.provider == "offline" else "LLM"

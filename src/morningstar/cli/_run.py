@@ -71,7 +71,8 @@ def run_cmd(
         if llm_cache is not None and llm_cache not in ("record", "replay", "off"):
             raise typer.BadParameter(f"--llm-cache {llm_cache!r}: use record, replay or off")
         settings = with_overrides(base, supervisor=switch, llm_cache=llm_cache,
-                                  predictor=predictor, pairs=pair, timeframe=timeframe)  # fmt: skip
+                                  predictor=predictor, venue=venue, pairs=pair,
+                                  timeframe=timeframe)  # fmt: skip
         wf = settings.workflow
         chosen_mode = mode or wf.mode
         if chosen_mode not in ("backtest", "paper"):
@@ -85,7 +86,7 @@ def run_cmd(
         if run_id is not None and not re.fullmatch(r"[0-9a-f]{32}", run_id):
             raise typer.BadParameter(f"--run-id {run_id!r}: 32 lower-case hex characters, as "
                                      "printed by the run you resume")  # fmt: skip
-        the_venue = venue or wf.venue
+        the_venue = wf.venue
         pairs = list(wf.pairs)
         first = pair_arg(pairs[0]) if pairs else None
         cal = resolve_calendar(calendar or base.data.calendar, the_venue, first)
@@ -93,12 +94,8 @@ def run_cmd(
         if chosen_mode == "paper":
             if ablation:
                 raise typer.BadParameter("--ablation is for backtests")
-            from morningstar.config import Settings
-
-            data = settings.model_dump()
-            data["workflow"]["venue"] = the_venue
-            outcome = run_paper(Settings.model_validate(data), application.db, run_id=run_id,
-                                calendar=cal, on_built=_stop_on_signals)  # fmt: skip
+            outcome = run_paper(settings, application.db, run_id=run_id, calendar=cal,
+                                on_built=_stop_on_signals)  # fmt: skip
             print_run(outcome, title=f"paper run {outcome.run_id}")
             return
         frames = load_frames(application.market_data, the_venue, pairs, wf.timeframe)

@@ -72,16 +72,26 @@ def with_overrides(
     supervisor: bool | None = None,
     llm_cache: str | None = None,
     predictor: str | None = None,
+    venue: str | None = None,
     pairs: Sequence[str] | None = None,
     timeframe: str | None = None,
+    workflow: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """``settings`` with the command line's overrides (validated like the config file)."""
+    """``settings`` with the command line's overrides (validated like the config file);
+    ``workflow`` is merged into the ``workflow`` section (nested sections key by key)."""
     data = settings.model_dump()
     wf = data["workflow"]
+    for key, value in (workflow or {}).items():
+        if isinstance(value, Mapping):
+            wf[key] = {**wf[key], **value}
+        else:
+            wf[key] = value
     if supervisor is not None:
         wf["supervisor"]["enabled"] = supervisor
     if predictor is not None:
         wf["predictor"] = predictor
+    if venue is not None:
+        wf["venue"] = venue
     if pairs:
         wf["pairs"] = list(pairs)
     if timeframe is not None:

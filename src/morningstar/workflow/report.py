@@ -1,8 +1,8 @@
 """Self-contained HTML report of a workflow run (Plotly, JavaScript inlined: opens offline).
 
-Per pair: the closes with each trade's entry and exit, the hover text giving the side, prices,
-P&L, exit reason, the decision's reasons and the LLM supervisor's verdict (approve / reduce /
-veto / abstain); then the account's equity and drawdown; then the run's summary (what the
+Per pair: the closes with each trade's entry (coloured by the LLM supervisor's verdict: approve /
+reduce / veto / abstain / not consulted; the hover text gives side, size and price) and exit (its
+reason and P&L); then the account's equity and drawdown; then the run's summary (what the
 supervisor did, risk rejections, errors), the performance metrics since inception and the last
 trades as tables. With an ablation (the same backtest with the supervisor off) both equity
 curves are drawn and the differences tabulated.

@@ -1,6 +1,6 @@
 """Step d: the LLM supervisor, through the LLM gateway (traced, cached, budgeted).
 
-When the rules propose a change (an entry, an exit worth a look, a stop adjustment when asked),
+When the rules propose a change (an entry, and a stop adjustment when asked),
 the workflow asks the supervisor for a :class:`~morningstar.llm.schemas.MarketAssessment` of that
 one proposal. The prompt is the versioned ``market_assessment`` template filled with numbers
 known at the bar's close only (point in time): the model's prediction and the market snapshot
@@ -113,7 +113,7 @@ class LLMSupervisor:
             "timeframe": self.timeframe,
             "as_of": snap["as_of"],
             "close": snap["close"],
-            "signal": intent.side if intent.action in ("open", "adjust") else -intent.side,
+            "signal": intent.side,  # entries and adjustments only: exits are never asked about
             "confidence": 1.0 if confidence is None else min(max(float(confidence), 0.0), 1.0),
             "trend": snap["trend"],
             "volatility": snap["volatility"],

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
-from typing import cast
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -206,45 +206,33 @@ class MonitorMetrics:
             cost = dict(self._cost)
             active = dict(self._active)
             dropped, stalls = self._dropped, self._stalls
-        family = HistogramMetricFamily(
-            "gen_ai_client_operation_duration_seconds",
-            "Duration of GenAI client operations (LLM calls), in seconds.",
-            labels=["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
-                    "error_type"],
+        op_labels = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
+        histograms = (
+            ("gen_ai_client_operation_duration_seconds",
+             "Duration of GenAI client operations (LLM calls), in seconds.",
+             [*op_labels, "error_type"], duration),
+            ("gen_ai_client_token_usage",
+             "Tokens used per GenAI client operation (only reported counts).",
+             [*op_labels, "gen_ai_token_type"], tokens),
         )  # fmt: skip
-        for key, (buckets, total) in duration.items():
-            family.add_metric(list(key), buckets, total)
-        yield family
-        family = HistogramMetricFamily(
-            "gen_ai_client_token_usage",
-            "Tokens used per GenAI client operation (only reported counts).",
-            labels=["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
-                    "gen_ai_token_type"],
+        for name, doc, labels, series in histograms:
+            family = HistogramMetricFamily(name, doc, labels=labels)
+            for key, (buckets, total) in series.items():
+                family.add_metric(list(key), buckets, total)
+            yield family
+        labelled: tuple[tuple[type[Any], str, str, list[str], Mapping[Any, float]], ...] = (
+            (CounterMetricFamily, "morningstar_llm_requests", "Finished LLM calls by outcome.",
+             ["provider", "model", "status"], requests),
+            (CounterMetricFamily, "morningstar_llm_cost_usd",
+             "Cost of LLM calls with a known price, in US dollars.", ["provider", "model"], cost),
+            (GaugeMetricFamily, "morningstar_llm_active_requests",
+             "LLM calls in flight in this process.", ["provider", "model"], active),
         )  # fmt: skip
-        for key, (buckets, total) in tokens.items():
-            family.add_metric(list(key), buckets, total)
-        yield family
-        counter = CounterMetricFamily(
-            "morningstar_llm_requests", "Finished LLM calls by outcome.",
-            labels=["provider", "model", "status"],
-        )  # fmt: skip
-        for status, count in requests.items():
-            counter.add_metric(list(status), count)
-        yield counter
-        counter = CounterMetricFamily(
-            "morningstar_llm_cost_usd", "Cost of LLM calls with a known price, in US dollars.",
-            labels=["provider", "model"],
-        )  # fmt: skip
-        for pair, usd in cost.items():
-            counter.add_metric(list(pair), usd)
-        yield counter
-        gauge = GaugeMetricFamily(
-            "morningstar_llm_active_requests", "LLM calls in flight in this process.",
-            labels=["provider", "model"],
-        )  # fmt: skip
-        for pair, running in active.items():
-            gauge.add_metric(list(pair), running)
-        yield gauge
+        for kind, name, doc, labels, values in labelled:
+            metric = kind(name, doc, labels=labels)
+            for key, value in values.items():
+                metric.add_metric(list(key), value)
+            yield metric
         yield CounterMetricFamily(
             "morningstar_llm_dropped_records",
             "Call records not written to the database (queue full or database error).",

@@ -31,6 +31,7 @@ EXPORTS = {
     "morningstar.strategies": [
         "BUILTIN_STRATEGIES", "Bars", "Param", "ParamValue", "Signals", "Strategy",
         "available_strategies", "cross_above", "cross_below", "crossings", "load_strategy",
+        "resolve_strategy",
     ],
     "morningstar.data": [
         "INDEX_NAME", "OHLCV_COLUMNS", "DatasetInfo", "ImportedCSV", "OHLCVStore", "ResampleResult",

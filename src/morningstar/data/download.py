@@ -70,11 +70,12 @@ from morningstar.errors import (
 from morningstar.exchange.ccxt_client import (
     EXCHANGE_DEFAULT_OPTIONS,
     api_base,
+    call_ccxt,
     make_exchange,
     retry_after_s,
     translate_ccxt_error,
 )
-from morningstar.retry import RetryPolicy, retry_call
+from morningstar.retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_LOOKBACK",
@@ -95,26 +96,6 @@ T = TypeVar("T")
 DEFAULT_LOOKBACK = pd.Timedelta(days=30)
 
 TimeLike = int | str | datetime | pd.Timestamp
-
-
-# --------------------------------------------------------------------------- ccxt calls
-def _call(
-    exchange: ccxt.Exchange,
-    fn: Callable[[], T],
-    policy: RetryPolicy,
-    *,
-    action: str,
-    on_retry: Callable[[int, TemporaryError, float], None],
-) -> T:
-    """Call ccxt under the retry policy, translating its exceptions at the boundary."""
-
-    def attempt() -> T:
-        try:
-            return fn()
-        except ccxt.BaseError as exc:
-            raise translate_ccxt_error(exc, exchange, action=action) from exc
-
-    return retry_call(attempt, policy, what=f"{exchange.id} {action}", on_retry=on_retry)
 
 
 # --------------------------------------------------------------------------- download
@@ -280,7 +261,7 @@ def download_ohlcv(
                 log.info("%s asks to wait %.0fs before retrying", exchange.id, after)
                 policy.sleep(extra)
 
-    _call(exchange, exchange.load_markets, policy, action="loading markets", on_retry=on_retry)
+    call_ccxt(exchange, exchange.load_markets, policy, action="loading markets", on_retry=on_retry)
     _check_symbol(exchange, symbol)
     tf, tf_text = _check_timeframe(exchange, timeframe)
     if not exchange.has.get("fetchOHLCV"):
@@ -345,7 +326,7 @@ def download_ohlcv(
                     exchange.fetch_ohlcv(symbol, tf_text, since=since_arg, limit=limit) or []
                 )
 
-            raw = _call(
+            raw = call_ccxt(
                 exchange,
                 fetch,
                 policy,

@@ -37,8 +37,8 @@ from morningstar.core.timeframe import Timeframe, parse_timeframe
 from morningstar.core.types import Bar
 from morningstar.data.ohlcv import empty_ohlcv, from_arrays, to_contract
 from morningstar.errors import ExchangeError, UserInputError
-from morningstar.exchange.ccxt_client import translate_ccxt_error
-from morningstar.retry import RetryPolicy, retry_call
+from morningstar.exchange.ccxt_client import call_ccxt
+from morningstar.retry import RetryPolicy
 
 __all__ = ["CcxtPollingFeed", "MarketFeed", "ReplayFeed"]
 
@@ -408,17 +408,10 @@ class CcxtPollingFeed:
         return max(due, self._last_poll_ms + self._poll_ms)
 
     def _call(self, fn: Callable[[], Any], action: str) -> Any:
-        def attempt() -> Any:
-            try:
-                return fn()
-            except ccxt.BaseError as exc:
-                raise translate_ccxt_error(exc, self.exchange, action=action) from exc
-
         def counted(_attempt: int, _err: Exception, _wait: float) -> None:
             self.retries += 1
 
-        return retry_call(attempt, self._retry, what=f"{self.exchange.id} {action}",
-                          on_retry=counted)  # fmt: skip
+        return call_ccxt(self.exchange, fn, self._retry, action=action, on_retry=counted)
 
     def _fetch_closed(self, pair: str, since: int, now: int) -> list[list[float]]:
         """Closed bars of ``pair`` opened at or after ``since``, page by page, in order."""

@@ -18,8 +18,8 @@ import contextlib
 import difflib
 import json
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
@@ -33,12 +33,15 @@ from morningstar.errors import (
     MorningstarError,
     NetworkError,
     RateLimitedError,
+    TemporaryError,
     UserInputError,
 )
+from morningstar.retry import RetryPolicy, retry_call
 
 __all__ = [
     "EXCHANGE_DEFAULT_OPTIONS",
     "api_base",
+    "call_ccxt",
     "make_exchange",
     "retry_after_s",
     "translate_ccxt_error",
@@ -294,3 +297,26 @@ def retry_after_s(exchange: ccxt.Exchange) -> float | None:
         value = headers.get("Retry-After") or headers.get("retry-after")
         return float(value) if value is not None else None
     return None
+
+
+T = TypeVar("T")
+
+
+def call_ccxt(
+    exchange: ccxt.Exchange,
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    action: str,
+    on_retry: Callable[[int, TemporaryError, float], None] | None = None,
+) -> T:
+    """Call ccxt under the retry policy, translating its exceptions at the boundary
+    (:func:`translate_ccxt_error`; temporary ones are retried, Retry-After honoured)."""
+
+    def attempt() -> T:
+        try:
+            return fn()
+        except ccxt.BaseError as exc:
+            raise translate_ccxt_error(exc, exchange, action=action) from exc
+
+    return retry_call(attempt, policy, what=f"{exchange.id} {action}", on_retry=on_retry)

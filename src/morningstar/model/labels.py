@@ -49,6 +49,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from morningstar.core import indicators as ind
+from morningstar.core.prediction import SIGNAL_NAMES
 from morningstar.model._bars import check_bars
 from morningstar.model.specs import LabelSpec
 
@@ -66,7 +67,7 @@ FloatArray = npt.NDArray[np.float64]
 Int8Array = npt.NDArray[np.int8]
 
 #: Signal classes, by label value (0, 1, 2); -1 is unknown.
-SIGNAL_CLASSES: tuple[str, ...] = ("down", "neutral", "up")
+SIGNAL_CLASSES: tuple[str, ...] = SIGNAL_NAMES  # the predictor port's class order
 #: Regime classes, by label value (0 .. 3); -1 is unknown.
 REGIME_CLASSES: tuple[str, ...] = ("trend_up", "trend_down", "range", "high_vol")
 

@@ -38,7 +38,7 @@ from morningstar.core.indicators import rolling_volatility
 from morningstar.core.prediction import Prediction, PredictionBatch
 from morningstar.data.ohlcv import to_contract
 from morningstar.errors import UserInputError
-from morningstar.strategies import Bars, Strategy, load_strategy
+from morningstar.strategies import Bars, Strategy, resolve_strategy
 
 __all__ = ["AltSource", "ModelPredictor", "StrategySignalPredictor"]
 
@@ -69,9 +69,7 @@ class StrategySignalPredictor:
         vol_window: int = 48,
         exits: bool = True,
     ) -> None:
-        if isinstance(strategy, str):
-            strategy = load_strategy(strategy)
-        self.strategy: Strategy = strategy() if isinstance(strategy, type) else strategy
+        self.strategy: Strategy = resolve_strategy(strategy)
         self.params = type(self.strategy).resolve(params)
         if vol_window < 2:
             raise UserInputError(f"vol_window must be >= 2, got {vol_window}", where="vol_window")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,12 +47,10 @@ ERROR_WINDOW = timedelta(hours=1)
 
 
 def _run_dict(run: WorkflowRun) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id, "mode": run.mode, "strategy": run.strategy,
-        "pairs": list(run.pairs), "timeframe": run.timeframe, "calendar": run.calendar,
-        "status": run.status, "started_at": run.started_at, "finished_at": run.finished_at,
-        "last_bar_ts": run.last_bar_ts, "cycles": run.cycles, "error": run.error,
-    }  # fmt: skip
+    """The run's fields without its config (which may be large), pairs as a list."""
+    data = {f.name: getattr(run, f.name) for f in fields(run) if f.name != "config"}
+    data["pairs"] = list(run.pairs)
+    return data
 
 
 class MonitoringService:

@@ -30,8 +30,8 @@ from morningstar.core.metrics import periods_per_year, summary
 from morningstar.core.timeframe import Timeframe, parse_timeframe
 from morningstar.data.csv_import import timeframe_from_steps
 from morningstar.data.ohlcv import to_contract
-from morningstar.errors import StrategyError, UserInputError
-from morningstar.strategies import Bars, ParamValue, Signals, Strategy, load_strategy
+from morningstar.errors import UserInputError
+from morningstar.strategies import Bars, ParamValue, Signals, Strategy, resolve_strategy
 
 __all__ = ["Result", "backtest", "require_solvent", "resolve_strategy", "resolve_timeframe"]
 
@@ -90,17 +90,6 @@ class Result:
         from morningstar.research.report import render_html
 
         return render_html(self, title=title)
-
-
-def resolve_strategy(strategy: str | type[Strategy] | Strategy) -> Strategy:
-    """A strategy instance from a name, a file spec, a class or an instance."""
-    if isinstance(strategy, Strategy):
-        return strategy
-    if isinstance(strategy, type) and issubclass(strategy, Strategy):
-        return strategy()
-    if isinstance(strategy, str):
-        return load_strategy(strategy)()
-    raise StrategyError(f"not a strategy: {strategy!r}", hint="pass a name such as 'ema_cross'")
 
 
 def backtest(

@@ -83,13 +83,14 @@ def load_training_bars(
     else:
         assert venue is not None and pair is not None and timeframe is not None
         p, tf = pair_arg(pair), timeframe_arg(timeframe)
-        bars = store.load(venue, p, tf)
+        bars = store.load(venue, p, tf, start, end)  # the range is read, not filtered after
         source = {"kind": "stored", "path": str(store.path(venue, p, tf))}
-    t0, t1 = to_utc_timestamp(start, "start"), to_utc_timestamp(end, "end")
-    if t0 is not None:
-        bars = bars[bars.index >= t0]
-    if t1 is not None:
-        bars = bars[bars.index < t1]
+    if csv is not None:
+        t0, t1 = to_utc_timestamp(start, "start"), to_utc_timestamp(end, "end")
+        if t0 is not None:
+            bars = bars[bars.index >= t0]
+        if t1 is not None:
+            bars = bars[bars.index < t1]
     if len(bars) == 0:
         raise UserInputError("no bars in that range", hint="widen --start / --end")
     source["venue"] = venue

@@ -12,7 +12,12 @@ from morningstar.strategies.base import (
     cross_below,
     crossings,
 )
-from morningstar.strategies.registry import BUILTIN_STRATEGIES, available_strategies, load_strategy
+from morningstar.strategies.registry import (
+    BUILTIN_STRATEGIES,
+    available_strategies,
+    load_strategy,
+    resolve_strategy,
+)
 
 __all__ = [
     "BUILTIN_STRATEGIES",
@@ -26,4 +31,5 @@ __all__ = [
     "cross_below",
     "crossings",
     "load_strategy",
+    "resolve_strategy",
 ]

@@ -27,7 +27,7 @@ from morningstar.strategies.builtin import (
     SmaCross,
 )
 
-__all__ = ["BUILTIN_STRATEGIES", "available_strategies", "load_strategy"]
+__all__ = ["BUILTIN_STRATEGIES", "available_strategies", "load_strategy", "resolve_strategy"]
 
 BUILTIN_STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
@@ -110,3 +110,18 @@ def load_strategy(spec: str, search_paths: Iterable[str | Path] = ()) -> type[St
     close = difflib.get_close_matches(spec, list(known), n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"available: {', '.join(sorted(known))}"
     raise StrategyError(f"unknown strategy {spec!r}", hint=hint)
+
+
+def resolve_strategy(strategy: str | type[Strategy] | Strategy) -> Strategy:
+    """A strategy instance from a name, a file spec, a class or an instance.
+
+    Raises:
+        StrategyError: unknown name, or not a strategy.
+    """
+    if isinstance(strategy, Strategy):
+        return strategy
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        return strategy()
+    if isinstance(strategy, str):
+        return load_strategy(strategy)()
+    raise StrategyError(f"not a strategy: {strategy!r}", hint="pass a name such as 'ema_cross'")

@@ -102,14 +102,7 @@ class MonitoringService:
         return out
 
     def _account(self, run_id: str) -> dict[str, Any] | None:
-        rows = self.store.equity(run_id)
-        if not rows:
-            return None
-        bar_ts, _seq, equity, cash, realized, unrealized, drawdown, risk = rows[-1]
-        return {
-            "bar_ts": bar_ts, "equity": equity, "cash": cash, "realized_pnl": realized,
-            "unrealized_pnl": unrealized, "drawdown": drawdown, "risk_state": risk,
-        }  # fmt: skip
+        return self.store.last_account(run_id)
 
     # -- P&L and equity -------------------------------------------------------------------
 
@@ -151,12 +144,11 @@ class MonitoringService:
             bucket["total_pnl"] = bucket["realized_pnl"] + bucket["unrealized_pnl"]
         total = None
         if account is not None:
-            fees = self.store.cycles(run.run_id, newest_first=True, limit=1)
             total = {
                 "realized_pnl": account["realized_pnl"],
                 "unrealized_pnl": account["unrealized_pnl"],
                 "total_pnl": account["realized_pnl"] + account["unrealized_pnl"],
-                "fees": fees[0].fees if fees and fees[0].fees is not None else None,
+                "fees": account["fees"],
                 "equity": account["equity"], "cash": account["cash"],
                 "drawdown": account["drawdown"],
             }  # fmt: skip

@@ -822,6 +822,22 @@ class WorkflowStore:
         )
         return [tuple(r) for r in self._all(query)]
 
+    def last_account(self, run_id: str) -> dict[str, Any] | None:
+        """The account after the newest marked cycle of the run (one row read), or None:
+        ``bar_ts``, ``equity``, ``cash``, ``realized_pnl``, ``unrealized_pnl``, ``fees``,
+        ``drawdown``, ``risk_state``."""
+        c = _CYCLES.c
+        columns = (c.bar_ts, c.equity, c.cash, c.realized_pnl, c.unrealized_pnl, c.fees,
+                   c.drawdown, c.risk_state)  # fmt: skip
+        query = (
+            sa.select(*columns)
+            .where(c.run_id == run_id, c.equity.is_not(None))
+            .order_by(c.seq.desc())
+            .limit(1)
+        )
+        rows = self._all(query)
+        return None if not rows else dict(zip((col.name for col in columns), rows[0], strict=True))
+
     def orders(
         self,
         run_id: str,

@@ -172,7 +172,7 @@ def test_metric_functions_golden_values() -> None:
 
 
 def test_calibration_probabilities_sum_to_one() -> None:
-    from morningstar.model.training import apply_calibration
+    from morningstar.model.evaluation import apply_calibration
 
     logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
     probs = apply_calibration(logits, {"temperature": 2.0, "bias": [0.0, 0.5, -0.5]})

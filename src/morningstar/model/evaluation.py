@@ -19,12 +19,14 @@ baseline's and is reported as it comes, whichever way it goes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "apply_calibration",
     "brier_score",
     "class_priors",
     "expected_calibration_error",
@@ -35,10 +37,24 @@ __all__ = [
     "score_signal",
     "score_sltp",
     "score_volatility",
+    "softmax",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 _EPS = 1e-12
+
+
+def softmax(z: np.ndarray) -> FloatArray:
+    """Row-wise softmax (max-shifted)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def apply_calibration(logits: np.ndarray, calibration: Mapping[str, Any]) -> FloatArray:
+    """Calibrated class probabilities ``softmax(logits / T + b)`` (float64): what training
+    scores and what the wrapper predicts."""
+    z = logits.astype(np.float64) / float(calibration["temperature"])
+    return softmax(z + np.asarray(calibration["bias"], dtype=np.float64))
 
 
 def class_priors(y: npt.ArrayLike, k: int) -> FloatArray:

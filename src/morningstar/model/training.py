@@ -165,17 +165,6 @@ def plan_windows(first: int, stop: int, spec: TrainSpec, embargo: int) -> list[F
     return out
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
-
-
-def apply_calibration(logits: np.ndarray, calibration: Mapping[str, Any]) -> np.ndarray:
-    """Calibrated class probabilities ``softmax(logits / T + b)`` (float64)."""
-    z = logits.astype(np.float64) / float(calibration["temperature"])
-    return _softmax(z + np.asarray(calibration["bias"], dtype=np.float64))
-
-
 def _fold_predictions(
     trainer: Trainer, data: Data, train: IntArray, test: IntArray, calibration: Mapping[str, Any]
 ) -> dict[str, np.ndarray]:
@@ -183,13 +172,13 @@ def _fold_predictions(
     raw = trainer.raw_outputs(test)
     out: dict[str, np.ndarray] = {}
     if "signal" in raw:
-        out["signal_probs"] = apply_calibration(raw["signal"], calibration)
+        out["signal_probs"] = ev.apply_calibration(raw["signal"], calibration)
         priors = ev.class_priors(data.signal[train], 3)
         out["signal_base"] = np.tile(priors, (test.size, 1))
     if "volatility" in raw:
         out["vol_pred"] = raw["volatility"] * data.sigma[test]
     if "regime" in raw:
-        out["regime_probs"] = _softmax(raw["regime"])
+        out["regime_probs"] = ev.softmax(raw["regime"])
         # the priors: their argmax is the majority class (F1, accuracy), their log loss finite
         priors = ev.class_priors(data.regime[train], len(REGIME_CLASSES))
         out["regime_base"] = np.tile(priors, (test.size, 1))

@@ -52,6 +52,7 @@ from morningstar.errors import DataValidationError, UserInputError
 from morningstar.model import artifact as art
 from morningstar.model._bars import check_bars, resolve_timeframe
 from morningstar.model._torch import require_torch, resolve_device
+from morningstar.model.evaluation import apply_calibration, softmax
 from morningstar.model.features import FeatureScaler, FeatureSpec, PreparedInputs, prepare_inputs
 from morningstar.model.labels import REGIME_CLASSES, LabelSpec
 
@@ -148,8 +149,8 @@ class MorningstarModel:
         self.regime_names: tuple[str, ...] = tuple(
             self.manifest.get("regime_classes") or REGIME_CLASSES
         )
-        self._temperature = float(self.calibration.get("temperature", 1.0))
-        self._bias = np.asarray(self.calibration.get("bias", [0.0, 0.0, 0.0]), dtype=np.float64)
+        self._calibration = {"temperature": self.calibration.get("temperature", 1.0),
+                             "bias": self.calibration.get("bias", [0.0, 0.0, 0.0])}  # fmt: skip
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -303,10 +304,7 @@ class MorningstarModel:
         cols: dict[str, np.ndarray] = {}
         direction = np.ones(sigma.size)
         if "signal" in raw:
-            z = raw["signal"] / self._temperature + self._bias
-            z = z - z.max(axis=1, keepdims=True)
-            probs = np.exp(z)
-            probs /= probs.sum(axis=1, keepdims=True)
+            probs = apply_calibration(raw["signal"], self._calibration)
             cls = probs.argmax(axis=1)
             cols["probabilities"] = probs
             cols["confidence"] = probs.max(axis=1)
@@ -315,9 +313,7 @@ class MorningstarModel:
         if "volatility" in raw:
             cols["volatility"] = raw["volatility"] * sigma
         if "regime" in raw:
-            z = raw["regime"] - raw["regime"].max(axis=1, keepdims=True)
-            probs = np.exp(z)
-            probs /= probs.sum(axis=1, keepdims=True)
+            probs = softmax(raw["regime"])
             cols["regime_probabilities"] = probs
             cols["regime"] = probs.argmax(axis=1).astype(np.int8)
         if "sltp" in raw:

@@ -161,9 +161,9 @@ def one_run(frames: dict[str, Any], predictor: str, cache_mode: str, min_confide
         t2 = time.perf_counter()
         built.close()
         with db.engine.connect() as conn:
-            stored = conn.execute(sa.text("SELECT count(*) FROM cycles")).scalar_one()
+            rows, stored = conn.execute(sa.text("SELECT count(*), sum(bars) FROM cycles")).one()
             marked = conn.execute(
-                sa.text("SELECT count(*) FROM cycles WHERE equity IS NOT NULL")
+                sa.text("SELECT sum(bars) FROM cycles WHERE equity IS NOT NULL")
             ).scalar_one()
     finally:
         db.dispose()
@@ -178,7 +178,7 @@ def one_run(frames: dict[str, Any], predictor: str, cache_mode: str, min_confide
         "fills": summary.fills, "supervised": summary.supervised, "vetoed": summary.vetoed,
         "reduced": summary.reduced, "abstained": summary.abstained,
         "risk_rejections": summary.risk_rejections, "errors": summary.errors,
-        "halted": summary.halted, "final_equity": summary.final_equity,
+        "halted": summary.halted, "final_equity": summary.final_equity, "cycle_rows": rows,
     }  # fmt: skip
 
 
@@ -207,7 +207,7 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "split_us_per_bar": {k: round(1e6 * v / first["bars"], 2) for k, v in split.items()},
         "counts": {k: first[k] for k in ("orders", "fills", "supervised", "vetoed", "reduced",
                                          "abstained", "risk_rejections", "errors", "halted",
-                                         "final_equity")},
+                                         "final_equity", "cycle_rows")},
         "repeats": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
                      if k != "step_seconds"} for r in runs],
     }  # fmt: skip

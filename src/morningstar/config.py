@@ -229,11 +229,14 @@ class SupervisorSettings(_Section):
 class ErrorPolicies(_Section):
     """What a failing step does: ``retry`` (with backoff, then skip), ``skip`` the cycle, ``halt``.
 
-    The supervisor has no policy: an LLM failure always takes the abstain path.
+    The supervisor has no policy: an LLM failure always takes the abstain path. Features and
+    prediction are one step (``predict``: the predictor's own preparation code computes the
+    features); a bar whose features cannot be computed (warm-up, a gap, NaN inputs) has no
+    prediction — logged and recorded as such, not an error — and a predictor that raises
+    anything else follows ``predict``.
     """
 
     fetch: StepPolicy = "retry"
-    features: StepPolicy = "skip"
     predict: StepPolicy = "skip"
     decide: StepPolicy = "halt"
     execute: StepPolicy = "retry"

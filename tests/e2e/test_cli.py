@@ -284,7 +284,7 @@ def test_main_job_console_script(tmp_path: Path) -> None:
         status, mode, strategy = conn.execute(
             "SELECT status, mode, strategy FROM workflow_runs"
         ).fetchone()
-        cycles = conn.execute("SELECT count(*) FROM cycles").fetchone()[0]
+        cycles = conn.execute("SELECT sum(bars) FROM cycles").fetchone()[0]
         verdicts = conn.execute(
             "SELECT count(*) FROM cycles WHERE llm_verdict IS NOT NULL"
         ).fetchone()[0]

@@ -211,7 +211,8 @@ _NOT_RESULTS = frozenset({"persisted_at", "timings", "latency_s", "llm_call_id",
 
 
 def read_run(db_path: Path | str, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Everything a run decided, from its database: ``cycles`` (in persist order), ``orders``
+    """Everything a run decided, from its database: ``cycles`` (in persist order, a span of
+    quiet cycles as its bars), ``orders``
     (by client order id), ``fills`` (by fill id), ``equity`` (per cycle, in persist order), as
     plain dicts without the measurements (times written, latencies, sequence numbers)."""
     from dataclasses import asdict
@@ -221,7 +222,7 @@ def read_run(db_path: Path | str, run_id: str) -> dict[str, list[dict[str, Any]]
     db = open_database(f"sqlite:///{db_path}", migrate=False)
     try:
         store = WorkflowStore(db)
-        cycles = store.cycles(run_id)
+        cycles = [bar for row in store.cycles(run_id) for bar in row.per_bar()]
         orders = sorted(store.orders(run_id), key=lambda o: o.client_order_id)
         fills = sorted(store.fills(run_id), key=lambda f: f.fill_id)
         equity = [

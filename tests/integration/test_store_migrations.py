@@ -42,7 +42,7 @@ def test_migrate_on_empty_database_creates_all_tables_at_head(db_url: str) -> No
         assert _tables(database) & TABLES == set()
         database.migrate()
         assert _tables(database) >= TABLES | {"alembic_version"}
-        assert database.current_revision() == database.head_revision() == "0004"
+        assert database.current_revision() == database.head_revision() == "0005"
     finally:
         database.dispose()
 
@@ -133,6 +133,6 @@ def test_postgres_url_without_driver_uses_psycopg3(pg_url: str) -> None:
     database = open_database(plain)
     try:
         assert database.engine.dialect.driver == "psycopg"
-        assert database.current_revision() == "0004"
+        assert database.current_revision() == "0005"
     finally:
         database.dispose()

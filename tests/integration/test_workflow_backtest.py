@@ -105,7 +105,7 @@ def test_workflow_reproduces_the_engine(shared_data: Path, db: Database) -> None
     engine = res.engine
     store = WorkflowStore(db)
     fills = store.fills(run.run_id, limit=100_000)
-    fills = sorted(fills, key=lambda f: (f.ts, f.fill_id))
+    fills = sorted(fills, key=lambda f: (f.ts, f.position, f.fill_id))
     assert summary.bars == 20_000 and summary.cycles_persisted == 20_000
     assert len(fills) == summary.fills > 200
     assert abs(summary.final_equity - engine.final_equity) <= TOL
@@ -235,7 +235,8 @@ def test_two_backtests_write_the_same_rows_and_a_rerun_writes_nothing(
         database.dispose()
     (id0, rows0), (id1, rows1) = tables
     assert id0 == id1
-    assert rows0 == rows1 and len(rows0["cycles"]) == 5_000 and rows0["fills"]
+    assert rows0 == rows1 and rows0["fills"]
+    assert 0 < len(rows0["cycles"]) < 5_000  # quiet stretches are spans
 
 
 def test_fault_policies(shared_data: Path, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,7 +293,8 @@ def test_a_failing_store_is_retried_then_halts_without_losing_a_cycle(
     wf.p.steps.retry = replace(wf.p.steps.retry, sleep=lambda _s: None)
     summary = wf.run()
     assert summary.halted is None and summary.cycles_persisted == 3_000
-    assert len(WorkflowStore(db).cycles(run.run_id)) == 3_000 and flaky.calls == 5
+    assert sum(c.bars for c in WorkflowStore(db).cycles(run.run_id)) == 3_000
+    assert flaky.calls == 4  # two failures, then two batches (1,000 rows, the rest)
 
     run2 = build_backtest(cfg, {PAIR: df}, db=db, run_id="q".ljust(32, "0"), persist_every=1_000)
     wf2 = run2.workflow
@@ -300,7 +302,7 @@ def test_a_failing_store_is_retried_then_halts_without_losing_a_cycle(
     wf2.p.steps.retry = replace(wf2.p.steps.retry, sleep=lambda _s: None)
     summary2 = wf2.run()  # halts on the first batch, does not raise
     assert summary2.halted is not None and "database is locked" in summary2.halted
-    assert summary2.cycles_persisted == 0 and summary2.bars == 1_000
+    assert summary2.cycles_persisted == 0 and 1_000 < summary2.bars < 3_000  # 1,000 rows
     assert WorkflowStore(db).cycles(run2.run_id) == []
 
 
@@ -308,7 +310,7 @@ def _open_counts(fills: list[Any]) -> int:
     """The most positions open at once, rebuilt from the fills (netting per pair)."""
     held: dict[str, float] = {}
     most = 0
-    for f in sorted(fills, key=lambda f: (f.ts, f.fill_id)):
+    for f in sorted(fills, key=lambda f: (f.ts, f.position, f.fill_id)):
         q = held.get(f.pair, 0.0) + (f.quantity if f.side == "buy" else -f.quantity)
         held[f.pair] = 0.0 if abs(q) < 1e-12 else q
         most = max(most, sum(1 for v in held.values() if v != 0.0))
@@ -362,10 +364,10 @@ def test_a_run_that_dies_is_stored_as_failed_and_decide_errors_follow_their_poli
     from morningstar.services import workflow as service
 
     df = _bars(str(shared_data), 2_000)
-    calls = {"n": 0}
+    calls: dict[str, Any] = {"n": 0}
 
     def interrupt_after_500(built: Any) -> None:
-        feed = built.workflow.p.feed
+        feed = calls["feed"] = built.workflow.p.feed
         original = feed.next_bars
 
         def next_bars() -> Any:
@@ -381,7 +383,11 @@ def test_a_run_that_dies_is_stored_as_failed_and_decide_errors_follow_their_poli
     stored = WorkflowStore(db).latest_run()
     assert stored is not None and stored.status == "failed"
     assert stored.error is not None and "KeyboardInterrupt" in stored.error
-    assert len(WorkflowStore(db).cycles(stored.run_id)) == 500  # what ran is persisted
+    # what ran is persisted: every cycle up to the last bar delivered (quiet stretches are
+    # delivered in bulk, so more bars than the 500 time steps fetched one by one)
+    cycles = WorkflowStore(db).cycles(stored.run_id)
+    assert sum(c.bars for c in cycles) == stored.cycles > 500
+    assert stored.last_bar_ts == calls["feed"].last_bar(PAIR).ts
 
     from morningstar.workflow import runner
 

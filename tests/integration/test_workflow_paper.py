@@ -179,6 +179,10 @@ def test_a_paper_run_resumed_after_an_outage_decides_as_the_backtest(
     first, second = summaries
     assert first.cycles_persisted == stop_at - WARM
     assert second.cycles_persisted == len(df) - stop_at  # resumed: nothing twice, none skipped
+    # the resumed session's summary starts from the run's initial equity, not where it resumed
+    initial = _settings("brackets").workflow.initial_cash
+    assert first.initial_equity == second.initial_equity == initial
+    assert first.final_equity != first.initial_equity
     back = _backtest(df, tmp_path / "backtest.sqlite", "brackets")
     got = read_run(db, RUN_ID)
     want = read_run(tmp_path / "backtest.sqlite", RUN_ID)

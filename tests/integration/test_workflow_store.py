@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -310,3 +311,57 @@ def test_quiet_cycles_are_lean_rows_of_the_equity_curve(db: Database, store: Wor
     assert cycles[7].prediction == {"signal": "up"} and cycles[7].action == "none"
     assert store.last_cycles(RUN)[ETH].prediction == {"signal": "neutral"}
     assert [(p.pair, p.quantity) for p in store.positions(RUN)] == [(BTC, 0.5)]
+
+
+def test_a_span_of_quiet_cycles_is_one_row_read_back_bar_by_bar(
+    db: Database, store: WorkflowStore
+) -> None:
+    """A span (``bars`` quiet cycles of a pair with one account) counts its cycles, numbers them
+    (the next row's ``seq`` is ``bars`` further), and reads back as its bars: the equity curve,
+    the last bar of the pair (resume point, newest cycle) and ``per_bar``."""
+    from morningstar.store.workflow import QuietCycle
+
+    _start(store)
+    account = (10_000.0, 10_000.0, 0.0, 0.0, 0.0, 0.0, "active")
+    span = QuietCycle(cycle_id(RUN, BTC, T0), RUN, BTC, T0, STRATEGY, *account,
+                      prediction={"signal": "neutral"}, bars=5,
+                      last_bar_ts=T0 + timedelta(hours=4))  # fmt: skip
+    single = QuietCycle(cycle_id(RUN, ETH, T0), RUN, ETH, T0, STRATEGY, *account)
+    after = CycleRecord(
+        cycle_id(RUN, BTC, T0 + timedelta(hours=5)), RUN, BTC, T0 + timedelta(hours=5), STRATEGY,
+        {"signal": "up"}, None, {"final": {"action": "none"}},
+        equity=EquitySnapshot(9_000.0, 10_000.0, 0.0, 0.0, 0.0, 0.0, "active"),
+    )  # fmt: skip
+    assert store.persist_many([span, single, after]) == 7
+    assert store.persist_many([span, single, after]) == 0  # idempotent, by the first bar's id
+    run = store.get_run(RUN)
+    assert run is not None and run.cycles == 7 and run.last_bar_ts == T0 + timedelta(hours=5)
+    rows = store.cycles(RUN)
+    assert [(c.pair, c.seq, c.bars) for c in rows] == [(BTC, 1, 5), (ETH, 6, 1), (BTC, 7, 1)]
+    assert rows[0].last_bar_ts == T0 + timedelta(hours=4) and rows[1].last_bar_ts is None
+    assert _count(db, "cycles") == 3
+    curve = store.equity(RUN)
+    assert [(r[0], r[1]) for r in curve] == [
+        *((T0 + timedelta(hours=k), 1) for k in range(5)),
+        (T0, 6),
+        (T0 + timedelta(hours=5), 7),
+    ]
+    bars = rows[0].per_bar()
+    assert [b.bar_ts for b in bars] == [T0 + timedelta(hours=k) for k in range(5)]
+    assert [b.cycle_id for b in bars] == [cycle_id(RUN, BTC, b.bar_ts) for b in bars]
+    assert [b.prediction for b in bars] == [None] * 4 + [{"signal": "neutral"}]
+    assert rows[0].last() == bars[-1] and rows[1].per_bar() == [rows[1]] == [rows[1].last()]
+    # a resume point and the newest cycle of a pair are a span's last bar
+    eth = T0 + timedelta(hours=9)
+    store.persist_many([replace(after, cycle_id=cycle_id(RUN, ETH, eth), pair=ETH, bar_ts=eth)])
+    span2 = span._replace(
+        cycle_id=cycle_id(RUN, BTC, T0 + timedelta(hours=6)),
+        bar_ts=T0 + timedelta(hours=6),
+        last_bar_ts=T0 + timedelta(hours=10),
+    )
+    store.persist_many([span2])
+    assert store.last_state(RUN).last_bar[BTC] == T0 + timedelta(hours=10)
+    newest = store.last_cycles(RUN)[BTC]
+    assert newest.bar_ts == T0 + timedelta(hours=10) and newest.bars == 1
+    assert newest.cycle_id == cycle_id(RUN, BTC, newest.bar_ts)
+    assert store.last_account(RUN)["bar_ts"] == T0 + timedelta(hours=10)  # type: ignore[index]

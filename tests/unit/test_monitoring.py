@@ -207,3 +207,16 @@ def test_runs_and_one_run(service: MonitoringService) -> None:
     assert one["account"]["equity"] == pytest.approx(EQUITY[-1])
     assert one["last_cycles"][ETH]["bar_ts"] == t(5)
     assert service.get_run("f" * 32) is None
+
+
+def test_round_trips_keep_the_brokers_order_within_a_bar() -> None:
+    """An entry filled at a bar's open and its stop filled inside the same bar share the time:
+    the stop's id sorting first must not turn them into a short closed by the entry."""
+    entry = StoredFill("ms-ffff-o-f", "ms-ffff-o", RUN, "c", BTC, "buy", 1.0, 100.0, 0.1, t(1),
+                       "signal", position=0)  # fmt: skip
+    stop = StoredFill("ms-0000-s-f", "ms-0000-s", RUN, "c", BTC, "sell", 1.0, 98.0, 0.1, t(1),
+                      "stop_loss", position=1)  # fmt: skip
+    assert stop.fill_id < entry.fill_id
+    (trade,) = round_trips([stop, entry])
+    assert (trade.side, trade.entry_price, trade.exit_price) == (1, 100.0, 98.0)
+    assert trade.exit_reason == "stop_loss" and trade.entry_order_id == "ms-ffff-o"

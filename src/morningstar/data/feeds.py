@@ -151,8 +151,12 @@ class ReplayFeed:
             self._order_row: list[int] = np.concatenate(all_row)[order].tolist()
             cuts = np.flatnonzero(np.diff(ts)) + 1
             self._bounds: list[int] = [0, *cuts.tolist(), len(ts)]
+            self._step_ns = ts[np.asarray(self._bounds[:-1], dtype=np.int64)]
+            self._pair_np = pair_id[order]
         else:
             self._order_pair, self._order_row, self._bounds = [], [], [0]
+            self._step_ns = np.empty(0, dtype=np.int64)
+            self._pair_np = np.empty(0, dtype=np.int64)
         self._step = 0
 
     # ----------------------------------------------------------------- the port
@@ -208,6 +212,56 @@ class ReplayFeed:
     def done(self) -> bool:
         """True once every bar has been delivered."""
         return self.steps_left == 0
+
+    # ----------------------------------------------------------------- skipping ahead
+    @property
+    def step(self) -> int:
+        """The time steps delivered so far (the index of the next one)."""
+        return self._step
+
+    @property
+    def step_times(self) -> np.ndarray:
+        """The open time (epoch ns) of every time step of the replay."""
+        return self._step_ns
+
+    def step_of_rows(self, pair: str) -> np.ndarray:
+        """For each replayed row of ``pair`` (from the first one replayed, in order), the time
+        step that delivers it."""
+        k = self._pairs.index(pair)
+        steps: np.ndarray = np.repeat(np.arange(len(self._bounds) - 1), np.diff(self._bounds))
+        out: np.ndarray = steps[self._pair_np == k]
+        return out
+
+    def first_replayed_row(self, pair: str) -> int:
+        """Row (in :attr:`frames`) of the first replayed bar of ``pair``."""
+        return self._offset[pair]
+
+    def advance(self, steps: int) -> dict[str, int]:
+        """Deliver the next ``steps`` time steps at once, without building their bars (the
+        caller handles them in bulk); the number of bars skipped per pair (pairs with none
+        left out). :meth:`last_bar` then gives each pair's last one."""
+        start = self._step
+        stop = min(start + max(steps, 0), len(self._bounds) - 1)
+        if stop <= start:
+            return {}
+        segment = self._pair_np[self._bounds[start] : self._bounds[stop]]
+        counts = np.bincount(segment, minlength=len(self._pairs))
+        self._step = stop
+        out: dict[str, int] = {}
+        for k, count in enumerate(counts.tolist()):
+            if count:
+                pair = self._pairs[k]
+                self._next[pair] += count
+                out[pair] = count
+        return out
+
+    def last_bar(self, pair: str) -> Bar | None:
+        """The last bar of ``pair`` delivered, or None before its first."""
+        i = self._next[pair] - 1 - self._offset[pair]
+        if i < 0:
+            return None
+        opens, closes, (o, h, lo, c, v) = self._cols[pair]
+        return Bar(opens[i], o[i], h[i], lo[i], c[i], v[i], closes[i])
 
 
 # --------------------------------------------------------------------------- live polling

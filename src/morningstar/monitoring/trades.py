@@ -87,7 +87,9 @@ def round_trips(
     fills: Iterable[StoredFill],
     entry_info: Callable[[str], tuple[str | None, str | None]] | Mapping[str, Any] | None = None,
 ) -> list[RoundTrip]:
-    """The closed trades of ``fills`` (any order: sorted by time, then fill id), oldest first.
+    """The closed trades of ``fills`` (any order: sorted as they happened — time, then the
+    broker's order within a bar: an entry before the stop that closes it in its own bar), oldest
+    first.
 
     Args:
         fills: the fills of one run.
@@ -104,7 +106,7 @@ def round_trips(
         lookup = lambda oid: table.get(oid, (None, None))  # noqa: E731
     lots: dict[str, OpenLot] = {}
     out: list[RoundTrip] = []
-    for fill in sorted(fills, key=lambda f: (f.ts, f.fill_id)):
+    for fill in sorted(fills, key=lambda f: (f.ts, f.position, f.fill_id)):
         direction = 1 if fill.side == "buy" else -1
         qty, price, fee = fill.quantity, fill.price, fill.fee
         lot = lots.get(fill.pair)

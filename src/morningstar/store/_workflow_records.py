@@ -5,9 +5,11 @@ Internal to :mod:`morningstar.store`; import them from :mod:`morningstar.store.w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
+
+from morningstar.core.cycle import cycle_id
 
 __all__ = [
     "ResumePoint",
@@ -19,7 +21,17 @@ __all__ = [
     "WorkflowRun",
     "make",
     "run_record",
+    "span_times",
 ]
+
+
+def span_times(first: datetime, last: datetime | None, bars: int) -> list[datetime]:
+    """The open times of the bars of a stored row: a span's ``bars`` contiguous bars from
+    ``first`` to ``last``, or ``[first]``."""
+    if bars <= 1 or last is None:
+        return [first]
+    step = (last - first) / (bars - 1)
+    return [first + k * step for k in range(bars)]
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,8 @@ class WorkflowRun:
 
 @dataclass(frozen=True)
 class StoredCycle:
-    """One stored cycle (JSON documents as dicts; the account after the cycle, if marked)."""
+    """One stored cycle (JSON documents as dicts; the account after the cycle, if marked), or a
+    span of ``bars`` quiet cycles of a backtest, from ``bar_ts`` to ``last_bar_ts``."""
 
     cycle_id: str
     run_id: str
@@ -66,6 +79,31 @@ class StoredCycle:
     timings: dict[str, float]
     errors: int
     persisted_at: datetime
+    bars: int = 1
+    last_bar_ts: datetime | None = None
+
+    def last(self) -> StoredCycle:
+        """The row's last cycle: a span's last bar (its own cycle id, the row's prediction), or
+        ``self``."""
+        if self.bars <= 1 or self.last_bar_ts is None:
+            return self
+        ts = self.last_bar_ts
+        return replace(self, bar_ts=ts, bars=1, last_bar_ts=None,
+                       cycle_id=cycle_id(self.run_id, self.pair, ts))  # fmt: skip
+
+    def per_bar(self) -> list[StoredCycle]:
+        """This row as one cycle per bar: a span's bars (each with its own cycle id and the
+        row's ``seq``; the row's prediction on the last), or ``[self]``."""
+        times = span_times(self.bar_ts, self.last_bar_ts, self.bars)
+        if len(times) == 1:
+            return [self]
+        last = len(times) - 1
+        return [
+            replace(self, bar_ts=ts, bars=1, last_bar_ts=None,
+                    cycle_id=cycle_id(self.run_id, self.pair, ts) if k else self.cycle_id,
+                    prediction=self.prediction if k == last else None)
+            for k, ts in enumerate(times)
+        ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,6 +146,7 @@ class StoredFill:
     fee: float
     ts: datetime
     reason: str
+    position: int = 0
 
 
 @dataclass(frozen=True)

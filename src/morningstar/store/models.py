@@ -368,7 +368,8 @@ class WorkflowRunRow(Base):
 
 
 class CycleRow(Base):
-    """One cycle (pair, closed bar) of a run, with the account after it."""
+    """One cycle (pair, closed bar) of a run, with the account after it — or a span of
+    consecutive quiet cycles of a backtest (``bars`` > 1)."""
 
     __tablename__ = "cycles"
     __table_args__ = (
@@ -399,6 +400,10 @@ class CycleRow(Base):
     timings: Mapped[Any] = mapped_column(JSONDocument(), nullable=False)
     errors: Mapped[int] = mapped_column(sa.Integer())
     persisted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # a backtest span of quiet cycles (revision 0005): ``bars`` cycles of ``pair``, one per bar
+    # from ``bar_ts`` to ``last_bar_ts``, each with this account; 1 and NULL for other rows
+    bars: Mapped[int] = mapped_column(sa.Integer(), server_default="1")
+    last_bar_ts: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class CycleErrorRow(Base):
@@ -478,6 +483,9 @@ class FillRow(Base):
     fee: Mapped[float] = mapped_column(sa.Float())
     ts: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(sa.String(16))
+    # its place among the fills its cycle reported, in the broker's order (revision 0005): fills
+    # of one bar share ``ts`` (an entry at the open, then its stop inside the bar)
+    position: Mapped[int] = mapped_column(sa.Integer(), server_default="0")
 
 
 class PositionRow(Base):

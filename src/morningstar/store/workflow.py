@@ -15,7 +15,10 @@ Tables (see :mod:`morningstar.store.models`):
 
 * ``workflow_runs``: one row per run; ``cycles`` counts its persisted cycles and numbers them
   (``seq``, the persist order); ``last_bar_ts`` is the newest bar persisted.
-* ``cycles``: one row per (run, pair, bar), unique; the equity snapshot is folded into it.
+* ``cycles``: one row per (run, pair, bar), unique; the equity snapshot is folded into it. A
+  backtest's span of consecutive quiet cycles of a pair with the same account is ONE row of
+  ``bars`` cycles (``bar_ts`` to ``last_bar_ts``; its ``seq`` numbers its first cycle, the
+  next row's ``seq`` is ``bars`` further): see :class:`QuietCycle`.
 * ``cycle_errors``: the step errors of a cycle.
 * ``orders``: keyed by the deterministic client order id. Inserted ``open`` when placed (a
   re-sent order keeps its row); ``filled`` once its fills add up to its quantity
@@ -64,6 +67,7 @@ from morningstar.store._workflow_records import (
     WorkflowRun,
     make,
     run_record,
+    span_times,
 )
 from morningstar.store.db import Database
 from morningstar.store.models import (
@@ -103,6 +107,8 @@ _STATE = cast(sa.Table, WorkflowStateRow.__table__)
 
 #: Roles of the orders whose fill closes the position (and cancels its other exits).
 CLOSING_ROLES = ("close", "stop_loss", "take_profit")
+#: The open time of a row's last bar (a span's ``last_bar_ts``).
+_LAST_BAR = sa.func.coalesce(_CYCLES.c.last_bar_ts, _CYCLES.c.bar_ts, type_=_CYCLES.c.bar_ts.type)
 #: Cycle ids checked per ``IN (...)`` query.
 _CHUNK = 500
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|private[_-]?key|credential", re.I)
@@ -118,6 +124,10 @@ class QuietCycle(NamedTuple):
     ``prediction`` is usually None (none was evaluated: a flat pair whose prediction could not
     open a trade); ``positions`` matter for the last cycle of a batch only (the ``positions``
     table holds the latest ones).
+
+    A *span*: ``bars`` > 1 consecutive quiet cycles of the pair, one per bar from ``bar_ts`` to
+    ``last_bar_ts`` (contiguous bars: ``bar_ts + k * step``), each leaving this same account —
+    stored as one row that counts ``bars`` cycles (``prediction``: its last bar's, if any).
     """
 
     cycle_id: str
@@ -134,6 +144,8 @@ class QuietCycle(NamedTuple):
     risk_state: str
     prediction: dict[str, Any] | None = None
     positions: tuple[PositionSnapshot, ...] = ()
+    bars: int = 1
+    last_bar_ts: datetime | None = None
 
 
 AnyCycle = CycleRecord | QuietCycle
@@ -197,7 +209,7 @@ def _action(decision: Mapping[str, Any] | None) -> str | None:
 _CYCLE_COLUMNS = (
     "cycle_id", "run_id", "seq", "pair", "bar_ts", "strategy", "prediction", "supervision",
     "decision", "action", "llm_verdict", "equity", "cash", "realized_pnl", "unrealized_pnl",
-    "fees", "drawdown", "risk_state", "timings", "errors", "persisted_at",
+    "fees", "drawdown", "risk_state", "timings", "errors", "persisted_at", "bars", "last_bar_ts",
 )  # fmt: skip
 # the hot path of backtests on SQLite: one executemany of plain tuples, values converted here
 # exactly as the column types would (UTCDateTime: naive UTC text; JSONDocument: compact JSON)
@@ -212,7 +224,8 @@ def _cycle_row(record: AnyCycle, seq: int, now: datetime) -> tuple[Any, ...]:
     if isinstance(record, QuietCycle):
         return (
             record.cycle_id, record.run_id, seq, record.pair, record.bar_ts, record.strategy,
-            record.prediction, None, None, None, None, *record[5:12], {}, 0, now,
+            record.prediction, None, None, None, None, *record[5:12], {}, 0, now, record.bars,
+            record.last_bar_ts,
         )  # fmt: skip
     eq = record.equity
     account = _NO_ACCOUNT if eq is None else (
@@ -222,7 +235,7 @@ def _cycle_row(record: AnyCycle, seq: int, now: datetime) -> tuple[Any, ...]:
     return (
         record.cycle_id, record.run_id, seq, record.pair, record.bar_ts, record.strategy,
         record.prediction, record.supervision, record.decision, _action(record.decision),
-        _verdict(record.supervision), *account, record.timings, len(record.errors), now,
+        _verdict(record.supervision), *account, record.timings, len(record.errors), now, 1, None,
     )  # fmt: skip
 
 
@@ -245,10 +258,12 @@ def _sqlite_cycle_rows(
             bar = stamps[ts] = _sqlite_ts(ts)
         if type(record) is QuietCycle:  # the lean row of most backtest bars
             pred = record.prediction
+            last = record.last_bar_ts
             rows.append((
                 record.cycle_id, record.run_id, seq, record.pair, bar, record.strategy,
                 None if pred is None else dumps_json(pred), None, None, None, None,
-                *record[5:12], "{}", 0, stamp,
+                *record[5:12], "{}", 0, stamp, record.bars,
+                None if last is None else _sqlite_ts(last),
             ))  # fmt: skip
             continue
         assert isinstance(record, CycleRecord)
@@ -262,9 +277,20 @@ def _sqlite_cycle_rows(
             record.cycle_id, record.run_id, seq, record.pair, bar, record.strategy,
             None if pred is None else dumps_json(pred), None if sup is None else dumps_json(sup),
             None if dec is None else dumps_json(dec), _action(dec), _verdict(sup), *account,
-            dumps_json(record.timings), len(record.errors), stamp,
+            dumps_json(record.timings), len(record.errors), stamp, 1, None,
         ))  # fmt: skip
     return rows
+
+
+def _bars(record: AnyCycle) -> int:
+    """The cycles a record stands for (a span of quiet cycles: its ``bars``)."""
+    return record.bars if type(record) is QuietCycle else 1
+
+
+def _last_bar(record: AnyCycle) -> datetime:
+    """The open time of the record's last bar."""
+    last = record.last_bar_ts if type(record) is QuietCycle else None
+    return record.bar_ts if last is None else last
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
@@ -306,6 +332,24 @@ class WorkflowStore:
                 ),
                 updated_cycle_id=sa.bindparam("b_cid"),
             )
+        )
+        # the statements of the eventful cycles, built once (SQLAlchemy caches their compiled
+        # form by statement: building them per cycle cost more than running them)
+        self._orders_insert = self._insert(_ORDERS).on_conflict_do_nothing()
+        self._fills_insert = self._insert(_FILLS).on_conflict_do_nothing()
+        o = _ORDERS.c
+        live = (o.run_id == sa.bindparam("b_run"), o.pair == sa.bindparam("b_pair"),
+                o.status.in_(_LIVE), o.reduce_only.is_(True),
+                o.client_order_id != sa.bindparam("b_keep"))  # fmt: skip
+        cancelled = {"status": "cancelled", "updated_cycle_id": sa.bindparam("b_cid")}
+        self._cancel_any = _ORDERS.update().where(*live).values(**cancelled)
+        self._cancel_role = (
+            _ORDERS.update().where(*live, o.role == sa.bindparam("b_role")).values(**cancelled)
+        )
+        self._closing = sa.select(o.client_order_id, o.pair).where(
+            o.client_order_id.in_(sa.bindparam("b_ids", expanding=True)),
+            o.role.in_(CLOSING_ROLES),
+            o.status == "filled",
         )
 
     @property
@@ -582,22 +626,25 @@ class WorkflowStore:
             self._write_orders_and_fills(conn, record)
         self._write_positions(conn, records)
         self._write_states(conn, todo, seqs, now)
-        return len(todo)
+        return sum(_bars(r) for r in records)
 
     def _claim_seqs(self, conn: Connection, records: Sequence[AnyCycle]) -> list[int]:
-        """Bump each run's cycle counter (row lock on PostgreSQL) and number the records."""
+        """Bump each run's cycle counter (row lock on PostgreSQL) and number the records: a
+        record's ``seq`` is the number of its first cycle in the run (a span numbers ``bars``)."""
         by_run: dict[str, list[int]] = {}
         for i, record in enumerate(records):
             by_run.setdefault(record.run_id, []).append(i)
         seqs = [0] * len(records)
         for run_id, indexes in by_run.items():
-            last_bar = max(records[i].bar_ts for i in indexes)
+            last_bar = max(_last_bar(records[i]) for i in indexes)
+            counts = [_bars(records[i]) for i in indexes]
+            total = sum(counts)
             bar = sa.literal(last_bar, _RUNS.c.last_bar_ts.type)
             result = conn.execute(
                 _RUNS.update()
                 .where(_RUNS.c.run_id == run_id)
                 .values(
-                    cycles=_RUNS.c.cycles + len(indexes),
+                    cycles=_RUNS.c.cycles + total,
                     last_bar_ts=sa.case(
                         (sa.or_(_RUNS.c.last_bar_ts.is_(None), _RUNS.c.last_bar_ts < bar), bar),
                         else_=_RUNS.c.last_bar_ts,
@@ -612,8 +659,10 @@ class WorkflowStore:
             end = int(
                 conn.execute(sa.select(_RUNS.c.cycles).where(_RUNS.c.run_id == run_id)).scalar_one()
             )
-            for k, i in enumerate(indexes):
-                seqs[i] = end - len(indexes) + 1 + k
+            seq = end - total + 1
+            for i, count in zip(indexes, counts, strict=True):
+                seqs[i] = seq
+                seq += count
         return seqs
 
     def _write_orders_and_fills(self, conn: Connection, record: CycleRecord) -> None:
@@ -629,16 +678,16 @@ class WorkflowStore:
                 "max_cost": getattr(o, "max_cost", None), "filled_quantity": 0.0,
                 "created_at": o.created_at, "bar_ts": o.bar_ts, "updated_cycle_id": cid,
             } for o in record.orders]  # fmt: skip
-            conn.execute(self._insert(_ORDERS).on_conflict_do_nothing(), rows)
+            conn.execute(self._orders_insert, rows)
         if record.fills:
             rows = [{
                 "fill_id": f.fill_id, "client_order_id": f.client_order_id,
                 "run_id": record.run_id, "cycle_id": cid, "pair": f.pair, "side": f.side,
                 "quantity": f.quantity, "price": f.price, "fee": f.fee, "ts": f.ts,
-                "reason": f.reason,
-            } for f in record.fills]  # fmt: skip
+                "reason": f.reason, "position": i,
+            } for i, f in enumerate(record.fills)]  # fmt: skip
             try:
-                conn.execute(self._insert(_FILLS).on_conflict_do_nothing(), rows)
+                conn.execute(self._fills_insert, rows)
             except sa.exc.IntegrityError as exc:  # an order nobody stored: a caller bug
                 raise StorageError(
                     self._db.storage_error(exc, "storing the fills of a cycle in").one_line(),
@@ -646,12 +695,7 @@ class WorkflowStore:
                 ) from exc
             ids = sorted({f.client_order_id for f in record.fills})
             conn.execute(self._order_update, [{"b_oid": i, "b_cid": cid} for i in ids])
-            closing = conn.execute(
-                sa.select(_ORDERS.c.client_order_id, _ORDERS.c.pair)
-                .where(_ORDERS.c.client_order_id.in_(ids))
-                .where(_ORDERS.c.role.in_(CLOSING_ROLES))
-                .where(_ORDERS.c.status == "filled")
-            ).all()
+            closing = conn.execute(self._closing, {"b_ids": ids}).all()
             for oid, pair in closing:  # OCO: the position is closed, its other exits go
                 self._cancel(conn, record.run_id, pair, cid, exclude=oid)
         for order in record.orders:  # a new stop (target) replaces the open one: an adjust
@@ -659,20 +703,16 @@ class WorkflowStore:
                 self._cancel(conn, record.run_id, order.pair, cid, exclude=order.client_order_id,
                              role=order.role)  # fmt: skip
 
-    @staticmethod
     def _cancel(
-        conn: Connection, run_id: str, pair: str, cycle_id: str, *, exclude: str,
+        self, conn: Connection, run_id: str, pair: str, cycle_id: str, *, exclude: str,
         role: str | None = None,
     ) -> None:  # fmt: skip
-        query = (
-            _ORDERS.update()
-            .where(_ORDERS.c.run_id == run_id, _ORDERS.c.pair == pair)
-            .where(_ORDERS.c.status.in_(_LIVE), _ORDERS.c.reduce_only.is_(True))
-            .where(_ORDERS.c.client_order_id != exclude)
-        )
-        if role is not None:
-            query = query.where(_ORDERS.c.role == role)
-        conn.execute(query.values(status="cancelled", updated_cycle_id=cycle_id))
+        """Cancel the live reduce-only orders of the run and pair but ``exclude`` (of ``role``)."""
+        params = {"b_run": run_id, "b_pair": pair, "b_keep": exclude, "b_cid": cycle_id}
+        if role is None:
+            conn.execute(self._cancel_any, params)
+        else:
+            conn.execute(self._cancel_role, {**params, "b_role": role})
 
     def _write_positions(self, conn: Connection, records: Sequence[AnyCycle]) -> None:
         last: dict[str, AnyCycle] = {}
@@ -722,7 +762,7 @@ class WorkflowStore:
         with self._db.session(readonly=True) as s:
             conn = s.connection()
             bars = conn.execute(
-                sa.select(_CYCLES.c.pair, sa.func.max(_CYCLES.c.bar_ts))
+                sa.select(_CYCLES.c.pair, sa.func.max(_LAST_BAR, type_=_CYCLES.c.bar_ts.type))
                 .where(_CYCLES.c.run_id == run_id)
                 .group_by(_CYCLES.c.pair)
             ).all()
@@ -774,7 +814,8 @@ class WorkflowStore:
         return [make(StoredCycle, r) for r in self._all(query)]
 
     def last_cycles(self, run_id: str) -> dict[str, StoredCycle]:
-        """The newest cycle of each pair of the run."""
+        """The newest cycle of each pair of the run (of a span: its last bar, see
+        :meth:`StoredCycle.last`)."""
         newest = (
             sa.select(_CYCLES.c.pair, sa.func.max(_CYCLES.c.seq).label("seq"))
             .where(_CYCLES.c.run_id == run_id)
@@ -787,7 +828,7 @@ class WorkflowStore:
             .where(_CYCLES.c.run_id == run_id)
             .order_by(_CYCLES.c.pair)
         )
-        return {r.pair: make(StoredCycle, r) for r in self._all(query)}
+        return {r.pair: make(StoredCycle, r).last() for r in self._all(query)}
 
     def last_supervised_cycle(self, run_id: str) -> StoredCycle | None:
         """The newest cycle of the run whose supervision is recorded, or ``None``."""
@@ -804,7 +845,8 @@ class WorkflowStore:
                                                  str | None]]:  # fmt: skip
         """The account after each marked cycle of the run, in persist order, as tuples
         ``(bar_ts, seq, equity, cash, realized_pnl, unrealized_pnl, drawdown, risk_state)``
-        (a light read for equity curves: no JSON documents)."""
+        (a light read for equity curves: no JSON documents). A span of quiet cycles gives one
+        tuple per bar (its ``seq`` each; see :class:`QuietCycle`)."""
         c = _CYCLES.c
         query = (
             sa.select(
@@ -816,19 +858,29 @@ class WorkflowStore:
                 c.unrealized_pnl,
                 c.drawdown,
                 c.risk_state,
+                c.bars,
+                c.last_bar_ts,
             )
             .where(c.run_id == run_id, c.equity.is_not(None))
             .order_by(c.seq)
         )
-        return [tuple(r) for r in self._all(query)]
+        out: list[Any] = []
+        for row in self._all(query):
+            bars, last = row[8], row[9]
+            if bars <= 1 or last is None:
+                out.append(tuple(row[:8]))
+                continue
+            rest = tuple(row[1:8])
+            out.extend((ts, *rest) for ts in span_times(row[0], last, bars))
+        return out
 
     def last_account(self, run_id: str) -> dict[str, Any] | None:
         """The account after the newest marked cycle of the run (one row read), or None:
         ``bar_ts``, ``equity``, ``cash``, ``realized_pnl``, ``unrealized_pnl``, ``fees``,
         ``drawdown``, ``risk_state``."""
         c = _CYCLES.c
-        columns = (c.bar_ts, c.equity, c.cash, c.realized_pnl, c.unrealized_pnl, c.fees,
-                   c.drawdown, c.risk_state)  # fmt: skip
+        columns = (_LAST_BAR.label("bar_ts"), c.equity, c.cash, c.realized_pnl,
+                   c.unrealized_pnl, c.fees, c.drawdown, c.risk_state)  # fmt: skip
         query = (
             sa.select(*columns)
             .where(c.run_id == run_id, c.equity.is_not(None))
@@ -862,11 +914,12 @@ class WorkflowStore:
     def fills(
         self, run_id: str, *, pair: str | None = None, limit: int | None = None
     ) -> list[StoredFill]:
-        """The fills of a run in time order, optionally of one pair."""
+        """The fills of a run in the order they happened (time, then the broker's order within
+        a bar), optionally of one pair."""
         query = sa.select(_FILLS).where(_FILLS.c.run_id == run_id)
         if pair is not None:
             query = query.where(_FILLS.c.pair == pair)
-        query = query.order_by(_FILLS.c.ts, _FILLS.c.fill_id)
+        query = query.order_by(_FILLS.c.ts, _FILLS.c.position, _FILLS.c.fill_id)
         if limit is not None:
             query = query.limit(limit)
         return [make(StoredFill, r) for r in self._all(query)]

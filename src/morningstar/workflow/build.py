@@ -100,7 +100,7 @@ def _sizing(wf: WorkflowSettings) -> SizingParams | None:
 
 def _steps(wf: WorkflowSettings) -> StepRunner:
     e = wf.errors
-    policies = {"fetch": e.fetch, "features": e.features, "predict": e.predict,
+    policies = {"fetch": e.fetch, "predict": e.predict,
                 "decide": e.decide, "execute": e.execute, "persist": e.persist}  # fmt: skip
     return StepRunner(policies, retries=e.retries, backoff_s=e.backoff_s)
 
@@ -163,7 +163,7 @@ def build_backtest(
         run_id: the run's id; default: derived from the settings and the data (a rerun of the
             same backtest writes the same rows).
         gateway: an LLM gateway to use (tests); default: built from ``settings.llm``.
-        persist_every: cycles per transaction.
+        persist_every: records per transaction (a span of quiet cycles is one).
 
     Raises:
         UserInputError: no bars, or too few to warm up.

@@ -37,7 +37,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
+
+import numpy as np
 
 from morningstar.core.cycle import CycleRecord, StepError, cycle_id
 from morningstar.core.decision import (
@@ -69,6 +72,8 @@ __all__ = ["RunSummary", "TradingWorkflow", "WorkflowParts"]
 log = logging.getLogger(__name__)
 
 _DAY_S = 86_400
+#: Time steps a backtest delivers at most per quiet stretch (a stop request waits no longer).
+_SKIP_MAX = 20_000
 #: Protective orders of a quote-sized entry cover up to this multiple of its estimated quantity
 #: (reduce-only: the broker clips them to the position actually filled).
 _PROTECTION_MARGIN = 2.0
@@ -100,7 +105,7 @@ class WorkflowParts:
         batches: per pair, the predictions of every bar computed at once (backtest), or None
             (paper: the predictor runs on the recent bars each cycle).
         history: bars handed to the predictor and the supervisor's snapshot (paper).
-        persist_every: cycles per transaction (1 in paper mode).
+        persist_every: records per transaction (1 in paper mode; a span of quiet cycles is one).
         brackets: submit the intent's stop and target with each entry.
         flatten_on_halt: close every position when the risk engine halts.
         sleep: waits between polls in paper mode (returns early when a stop is requested).
@@ -176,10 +181,24 @@ class _PairState:
     batch_ns: list[int] | None = None  # backtest: the open times (ns) of the batch's rows
     protective: list[str] = field(default_factory=list)  # open stop / target order ids
     bar_index: int = 0
-    # backtest: the batch's columns the rules read to know a flat pair cannot open (lists)
+    # backtest: per batch row, whether it holds a prediction, and whether it may open a trade
+    # on a flat pair (see TradingWorkflow._openable)
     valid: list[bool] | None = None
-    signal: list[int] | None = None
-    confidence: list[float] | None = None
+    openable: list[bool] | None = None
+
+
+class _Span:
+    """The open span of quiet cycles of a pair in the pending batch (see :class:`QuietCycle`):
+    its row's index in the batch, the account its cycles left, its bars, its last bar."""
+
+    __slots__ = ("account", "bars", "index", "last_close", "last_ts")
+
+    def __init__(self, index: int, account: tuple[Any, ...], ts: datetime, close: datetime):
+        self.index = index
+        self.account = account
+        self.bars = 1
+        self.last_ts = ts
+        self.last_close = close
 
 
 class _Quiet:
@@ -208,8 +227,7 @@ class TradingWorkflow:
                     ns = batch.index.as_unit("ns").asi8
                 ps.batch_ns = ns.tolist()
                 ps.valid = batch.valid.tolist()
-                ps.signal = None if batch.signal_value is None else batch.signal_value.tolist()
-                ps.confidence = None if batch.confidence is None else batch.confidence.tolist()
+                ps.openable = self._openable(batch).tolist()
         equity = parts.ledger.equity
         self._peak = equity
         self._day = -1
@@ -217,7 +235,15 @@ class TradingWorkflow:
         self._pending: list[tuple[CycleRecord | QuietCycle, dict[str, Any] | None]] = []
         # per pair: (index in _pending, batch row) of its newest quiet cycle not yet flushed
         self._last_quiet: dict[str, tuple[int, int]] = {}
-        self.summary = RunSummary(parts.run_id, parts.mode, initial_equity=equity)
+        # per pair: its open span of quiet cycles in _pending (the pair's newest record)
+        self._spans: dict[str, _Span] = {}
+        # backtest: the replay's time steps a quiet stretch must stop before (None: no skipping),
+        # and per pair the rows (in its frame) replayed
+        self._replayed: dict[str, tuple[int, int]] = {}
+        self._breaks = self._quiet_breaks()
+        # the run's starting equity (a resumed run's ledger holds its initial cash)
+        self.summary = RunSummary(parts.run_id, parts.mode,
+                                  initial_equity=parts.ledger.initial_cash)  # fmt: skip
         self._timing: dict[str, float] = {}
         # the inputs of the risk engine's last update (it is idempotent for the same inputs)
         self._risk_key: tuple[float, float, float, int] | None = None
@@ -267,6 +293,8 @@ class TradingWorkflow:
         errors: list[StepError] = []
         try:
             while not self._stop.is_set():
+                if self._breaks is not None and self._skip_quiet():
+                    continue
                 t0 = p.clock()
                 errors.clear()
                 try:
@@ -421,15 +449,113 @@ class TradingWorkflow:
             return None
 
     def _can_open(self, state: _PairState, row: int) -> bool:
-        """Whether row ``row`` may open a trade on a flat pair: a signal up (down with
-        ``allow_shorts``) with ``confidence >= min_confidence`` — the first checks of
-        :func:`propose` when flat, on the batch's columns."""
-        if state.signal is None or state.confidence is None:
-            return False  # no signal, or no confidence: propose opens nothing
-        signal = state.signal[row]
-        if signal == 0 or (signal < 0 and not self.p.decision.allow_shorts):
+        """Whether row ``row`` may open a trade on a flat pair (see :meth:`_openable`)."""
+        return state.openable is not None and state.openable[row]
+
+    def _openable(self, batch: PredictionBatch) -> np.ndarray:
+        """Per row of ``batch``, whether it may open a trade on a flat pair: a valid row with a
+        signal up (down with ``allow_shorts``) and ``confidence >= min_confidence`` — the
+        first checks of :func:`propose` when flat, on the batch's columns. A flat pair's other
+        rows are quiet (the rules would propose nothing)."""
+        valid = np.asarray(batch.valid, dtype=bool)
+        if batch.signal_value is None or batch.confidence is None:
+            return np.zeros(len(valid), dtype=bool)  # no signal or no confidence: no entry
+        signal = np.asarray(batch.signal_value)
+        side_ok = (signal > 0) | ((signal < 0) & self.p.decision.allow_shorts)
+        with np.errstate(invalid="ignore"):
+            confident = np.asarray(batch.confidence, dtype=np.float64) >= (
+                self.p.decision.min_confidence
+            )
+        return valid & side_ok & confident
+
+    # ------------------------------------------------------------------ quiet stretches
+    def _quiet_breaks(self) -> np.ndarray | None:
+        """Backtest: the replay's time steps a quiet stretch must stop before, sorted (the last
+        one is the replay's length); None where stretches are not skipped (paper mode, no
+        batches, a feed that cannot skip, a batch not aligned with its bars).
+
+        A step breaks a stretch when one of its bars may open a trade (:meth:`_openable`), is
+        not contiguous with its pair's previous bar (a gap, or the pair's first bar), or closes
+        on another day than the step before (the day's accounting and the risk engine's daily
+        state are updated by that step's cycles).
+        """
+        p = self.p
+        feed: Any = p.feed
+        if p.mode != "backtest" or p.batches is None or not hasattr(feed, "advance"):
+            return None
+        times = np.asarray(feed.step_times, dtype=np.int64)
+        n = len(times)
+        tf_ns = int(feed.timeframe.seconds) * 1_000_000_000
+        brk = np.zeros(n + 1, dtype=bool)
+        brk[0] = brk[n] = True
+        day = (times + tf_ns) // (_DAY_S * 1_000_000_000)
+        brk[1:n] |= day[1:] != day[:-1]
+        for pair in p.pairs:
+            state = self._pairs[pair]
+            frame_ns = feed.frames[pair].index.as_unit("ns").asi8
+            if (
+                state.batch_ns is None
+                or len(state.batch_ns) != len(frame_ns)
+                or not np.array_equal(np.asarray(state.batch_ns, dtype=np.int64), frame_ns)
+            ):
+                return None
+            steps = feed.step_of_rows(pair)
+            first = feed.first_replayed_row(pair)
+            rows = slice(first, first + len(steps))
+            self._replayed[pair] = (first, first + len(steps))
+            gap = np.ones(len(steps), dtype=bool)
+            gap[1:] = np.diff(frame_ns[rows]) != tf_ns
+            brk[steps[gap | np.asarray(state.openable, dtype=bool)[rows]]] = True
+        return np.flatnonzero(brk)
+
+    def _skip_quiet(self) -> bool:
+        """Backtest: deliver the coming quiet stretch at once; False when there is none.
+
+        While every pair is flat, with no open order and no entry pending, and the time steps
+        up to the next break (:meth:`_quiet_breaks`) can open nothing, each of their cycles
+        would be quiet: the account stays as it is, nothing is decided, ordered or filled. They
+        are delivered in bulk: each pair's bars count as cycles, its open span of quiet cycles
+        (which every started pair must have, with the current account) grows by them, its
+        mark moves to its last close — what the cycles one by one would have recorded.
+        """
+        p = self.p
+        feed: Any = p.feed
+        start = feed.step
+        breaks = self._breaks
+        assert breaks is not None
+        end = int(breaks[int(np.searchsorted(breaks, start))])
+        count = min(end - start, _SKIP_MAX)
+        if count < 1 or self._entries or p.ledger.pairs or p.broker.open_orders():
             return False
-        return bool(state.confidence[row] >= self.p.decision.min_confidence)
+        spans = self._spans
+        if p.store is not None:
+            account = self._account()
+            for pair, (first, stop) in self._replayed.items():
+                if first < feed.cursor(pair) < stop:  # started, bars left
+                    span = spans.get(pair)
+                    if span is None or span.account != account:
+                        return False
+        t = p.clock()
+        skipped = feed.advance(count)
+        for pair, bars in skipped.items():
+            state = self._pairs[pair]
+            state.bar_index += bars
+            bar = feed.last_bar(pair)
+            p.ledger.mark(pair, bar.close)
+            self.summary.bars += bars
+            span = spans.get(pair)
+            if span is None:  # not persisted
+                continue
+            span.bars += bars
+            span.last_ts = bar.ts
+            span.last_close = bar.close_ts
+            row = self._row(pair)
+            if state.valid[row]:  # type: ignore[index]
+                self._last_quiet[pair] = (span.index, row)
+            else:
+                self._last_quiet.pop(pair, None)
+        self._timing["quiet"] = self._timing.get("quiet", 0.0) + (p.clock() - t)
+        return True
 
     def _row(self, pair: str) -> int:
         """Row of the last delivered bar of ``pair`` in the replay's frames."""
@@ -680,6 +806,7 @@ class TradingWorkflow:
             errors=tuple(errors),
         )  # fmt: skip
         self._last_quiet.pop(pair, None)
+        self._close_span(pair)
         self._pending.append((record, self.state() if p.mode == "paper" else None))
 
     def _document(self, pair: str, prediction: Prediction | _Quiet) -> dict[str, Any]:
@@ -695,6 +822,39 @@ class TradingWorkflow:
         from morningstar.store.workflow import QuietCycle
 
         p = self.p
+        account = self._account()
+        span = self._spans.get(pair)
+        if span is not None and span.account == account and span.last_close == bar.ts:
+            span.bars += 1  # the same account on the pair's next bar: the span grows
+            span.last_ts = bar.ts
+            span.last_close = bar.close_ts
+            index = span.index
+        else:
+            self._close_span(pair)
+            index = len(self._pending)
+            quiet = QuietCycle(cycle_id(p.run_id, pair, bar.ts), p.run_id, pair, bar.ts,
+                               p.strategy, *account)  # fmt: skip
+            self._pending.append((quiet, None))
+            self._spans[pair] = _Span(index, account, bar.ts, bar.close_ts)
+        if evaluated:  # the batch row is known: the newest cycle of a pair will carry it
+            self._last_quiet[pair] = (index, self._row(pair))
+        else:
+            self._last_quiet.pop(pair, None)
+
+    def _close_span(self, pair: str) -> None:
+        """Write the open span of quiet cycles of ``pair`` into its pending row and forget it."""
+        span = self._spans.pop(pair, None)
+        if span is not None and span.bars > 1:
+            quiet, state = self._pending[span.index]
+            self._pending[span.index] = (
+                quiet._replace(bars=span.bars, last_bar_ts=span.last_ts),  # type: ignore[union-attr]
+                state,
+            )
+
+    def _account(self) -> tuple[float, float, float, float, float, float, str]:
+        """The account a quiet cycle records: equity, cash, realised and unrealised P&L, fees,
+        drawdown, risk state."""
+        p = self.p
         ledger = p.ledger
         equity = ledger.equity
         peak = self._peak
@@ -706,16 +866,8 @@ class TradingWorkflow:
         if risk is not self._risk_state:
             self._risk_state = risk
             self._risk_state_name = str(risk)
-        quiet = QuietCycle(
-            cycle_id(p.run_id, pair, bar.ts), p.run_id, pair, bar.ts, p.strategy, equity,
-            ledger.cash, ledger.realized_pnl, unrealized, ledger.fees, drawdown,
-            self._risk_state_name,
-        )  # fmt: skip
-        if evaluated:  # the batch row is known: the newest cycle of a pair will carry it
-            self._last_quiet[pair] = (len(self._pending), self._row(pair))
-        else:
-            self._last_quiet.pop(pair, None)
-        self._pending.append((quiet, None))
+        return (equity, ledger.cash, ledger.realized_pnl, unrealized, ledger.fees, drawdown,
+                self._risk_state_name)  # fmt: skip
 
     def _flush(self) -> None:
         """Persist the pending cycles (step g), retried like the ``persist`` policy says.
@@ -751,10 +903,13 @@ class TradingWorkflow:
         if not self._pending or p.store is None:
             self._pending.clear()
             self._last_quiet.clear()
+            self._spans.clear()
             return
         batch = self._pending  # stays pending until written (a failure keeps it for a retry)
         store = p.store
         if p.mode == "backtest":  # the run's last state is enough to inspect a backtest
+            for pair in list(self._spans):  # the open spans of quiet cycles, as they stand
+                self._close_span(pair)
             records: list[CycleRecord | QuietCycle] = [r for r, _ in batch]
             # the newest quiet cycle of each pair in the batch keeps its (evaluated) prediction,
             # so the newest stored cycle of a pair shows the model's latest answer
@@ -777,6 +932,7 @@ class TradingWorkflow:
                 written += int(store.persist(record, state=state))  # type: ignore[arg-type]
         self._pending = []
         self._last_quiet.clear()
+        self._spans.clear()
         self._timing["persist"] = self._timing.get("persist", 0.0) + (p.clock() - t)
         self.summary.cycles_persisted += written
 

@@ -36,8 +36,8 @@ __all__ = [
 STEPS: Final = ("fetch", "features", "predict", "supervise", "decide", "execute", "persist")
 #: What an error policy did: ``retried`` (and then succeeded), ``skipped`` the rest of the cycle,
 #: ``halted`` the run, ``abstained`` (the supervisor failed: the decision took the abstain path).
-ErrorOutcome = Literal["retried", "skipped", "halted", "abstained"]
-ERROR_OUTCOMES: Final = frozenset({"retried", "skipped", "halted", "abstained"})
+ErrorOutcome = Literal["retried", "skipped", "halted", "abstained", "rejected"]
+ERROR_OUTCOMES: Final = frozenset({"retried", "skipped", "halted", "abstained", "rejected"})
 
 
 def cycle_id(run_id: str, pair: str, bar_ts: datetime) -> str:
@@ -60,7 +60,8 @@ class StepError:
         step: one of :data:`STEPS`.
         error_type: the exception's class name.
         message: one line (redacted by the caller).
-        outcome: ``retried``, ``skipped``, ``halted`` or ``abstained``.
+        outcome: ``retried``, ``skipped``, ``halted``, ``abstained`` or ``rejected`` (an order
+            the broker refused: not placed, the run goes on).
         attempts: attempts made (1 = no retry).
     """
 
@@ -169,13 +170,15 @@ class CycleRecord:
             (None: the supervisor was not consulted).
         decision: ``{"proposal": intent, "final": intent, "rejections": [...],
             "risk_state": ...}`` (intents as dicts; None: no decision was taken).
-        orders: orders placed this cycle.
+        orders: orders sent this cycle (placed, or refused: see ``rejected``).
         fills: fills received this cycle (of orders placed now or earlier).
         positions: open positions after the cycle, every pair of the run (the pair's own
             position first; others as last known).
         equity: the account after the cycle.
         timings: seconds spent per step (keys from :data:`STEPS`).
         errors: errors and what their policies did.
+        rejected: client order ids of ``orders`` the broker refused (stored ``rejected``; the
+            reasons are in ``errors``).
     """
 
     cycle_id: str
@@ -192,6 +195,7 @@ class CycleRecord:
     equity: EquitySnapshot | None = None
     timings: dict[str, float] = field(default_factory=dict)
     errors: tuple[StepError, ...] = ()
+    rejected: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.bar_ts.tzinfo is None:
@@ -217,4 +221,5 @@ class CycleRecord:
             "equity": None if self.equity is None else self.equity.as_dict(),
             "timings": dict(self.timings),
             "errors": [e.as_dict() for e in self.errors],
+            "rejected": list(self.rejected),
         }

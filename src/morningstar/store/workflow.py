@@ -21,7 +21,8 @@ Tables (see :mod:`morningstar.store.models`):
   next row's ``seq`` is ``bars`` further): see :class:`QuietCycle`.
 * ``cycle_errors``: the step errors of a cycle.
 * ``orders``: keyed by the deterministic client order id. Inserted ``open`` when placed (a
-  re-sent order keeps its row); ``filled`` once its fills add up to its quantity
+  re-sent order keeps its row), ``rejected`` when the broker refused it (the record's
+  ``rejected``; the reason is in ``cycle_errors``); ``filled`` once its fills add up to its quantity
   (``filled_quantity`` is their sum; a ``market`` order and a reduce-only exit at their first
   fill, as their quantity may be an estimate or an upper bound: quote-sized entries, the
   protective orders covering them). Cancellations follow the brokers' contract: when a fill
@@ -668,10 +669,12 @@ class WorkflowStore:
     def _write_orders_and_fills(self, conn: Connection, record: CycleRecord) -> None:
         cid = record.cycle_id
         if record.orders:
+            refused = set(record.rejected)
             rows = [{
                 "client_order_id": o.client_order_id, "run_id": o.run_id, "cycle_id": cid,
                 "pair": o.pair, "side": o.side, "quantity": o.quantity, "kind": o.kind,
-                "role": o.role, "status": "open", "reduce_only": o.reduce_only,
+                "role": o.role, "reduce_only": o.reduce_only,
+                "status": "rejected" if o.client_order_id in refused else "open",
                 "stop_price": o.stop_price, "limit_price": o.limit_price,
                 "reference_price": o.reference_price,
                 "quote_quantity": getattr(o, "quote_quantity", None),
@@ -699,7 +702,9 @@ class WorkflowStore:
             for oid, pair in closing:  # OCO: the position is closed, its other exits go
                 self._cancel(conn, record.run_id, pair, cid, exclude=oid)
         for order in record.orders:  # a new stop (target) replaces the open one: an adjust
-            if order.role in ("stop_loss", "take_profit"):
+            if order.role in ("stop_loss", "take_profit") and (
+                order.client_order_id not in record.rejected
+            ):
                 self._cancel(conn, record.run_id, order.pair, cid, exclude=order.client_order_id,
                              role=order.role)  # fmt: skip
 

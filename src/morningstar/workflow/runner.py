@@ -346,7 +346,10 @@ class TradingWorkflow:
         errors: list[StepError] = []
         timings: dict[str, float] = {"fetch": fetch_s}
         fills: list[Fill] = []
-        orders: list[Order] = []
+        # what the execute step sent, also when it fails half-way (its record is never lost),
+        # and the broker's refusals (id -> reason)
+        sent: dict[str, Order] = {}
+        refused: dict[str, str] = {}
         prediction: Prediction | _Quiet | None = None
         decision: dict[str, Any] | None = None
         supervision: dict[str, Any] | None = None
@@ -379,14 +382,42 @@ class TradingWorkflow:
             timings["decide"] = clock() - t - timings.get("supervise", 0.0)
             if intent is not None and intent.action != "none":
                 t = clock()
-                orders = p.steps.run("execute", lambda: self._execute(pair, bar, intent, state),
-                                     errors, where=where)  # fmt: skip
-                timings["execute"] += clock() - t
+                try:
+                    p.steps.run("execute",
+                                lambda: self._execute(pair, bar, intent, state, sent, refused),
+                                errors, where=where)  # fmt: skip
+                finally:
+                    timings["execute"] += clock() - t
+                    self.summary.orders += len(sent)
+                self._refusals(sent, refused, errors)
         except SkipCycle:
             pass  # recorded in errors; the next bar runs normally
         finally:
-            self._record(pair, bar, prediction, supervision, decision, orders, fills, errors,
-                         timings)  # fmt: skip
+            self._record(pair, bar, prediction, supervision, decision, list(sent.values()), fills,
+                         errors, timings, tuple(refused))  # fmt: skip
+
+    def _refusals(
+        self, sent: Mapping[str, Order], refused: Mapping[str, str], errors: list[StepError]
+    ) -> None:
+        """Record the orders the broker refused as errors of the execute step (outcome
+        ``rejected``: not placed, the run goes on; ``halted`` under the ``halt`` policy).
+
+        Raises:
+            HaltRun: an order was refused and the execute policy is ``halt``.
+        """
+        if not refused:
+            return
+        halt = self.p.steps.policies.get("execute") == "halt"
+        for cid, reason in refused.items():
+            order = sent[cid]
+            error = StepError(
+                "execute", "OrderRejected",
+                f"{order.pair} {order.role} order {cid} rejected by the broker: {reason}",
+                "halted" if halt else "rejected",
+            )  # fmt: skip
+            errors.append(error)
+            if halt:
+                raise HaltRun(error)
 
     def _book(self, pair: str, fills: list[Fill], state: _PairState) -> None:
         """Book fills: protections follow the position; stops start the cooldown."""
@@ -674,7 +705,13 @@ class TradingWorkflow:
         return self.p.feed.warmup(pair, self.p.history)
 
     # ------------------------------------------------------------------ execution
-    def _execute(self, pair: str, bar: Bar, intent: OrderIntent, state: _PairState) -> list[Order]:
+    def _execute(
+        self, pair: str, bar: Bar, intent: OrderIntent, state: _PairState,
+        sent: dict[str, Order], refused: dict[str, str],
+    ) -> None:  # fmt: skip
+        """Send the intent's orders; each one sent goes into ``sent`` (by id: a retried step
+        sends the same ids again), each one refused into ``refused`` with the reason. An entry
+        refused is not followed by its stop and target (nothing to protect)."""
         p = self.p
         run, ts, close_ts = p.run_id, bar.ts, bar.close_ts
         orders: list[Order] = []
@@ -714,7 +751,7 @@ class TradingWorkflow:
         elif intent.action == "adjust":
             position = p.ledger.position(pair)
             if position is None:
-                return []
+                return
             old = [o for o in p.broker.open_orders(pair)
                    if o.client_order_id in state.protective]  # fmt: skip
             exit_: OrderSide = "sell" if position.side > 0 else "buy"
@@ -728,9 +765,13 @@ class TradingWorkflow:
         try:
             for order in orders:
                 ack = p.broker.submit(order)
+                sent[order.client_order_id] = order
                 if ack.status == "rejected":
                     log.warning("%s: order %s rejected: %s", pair, order.client_order_id,
                                 ack.reason)  # fmt: skip
+                    refused[order.client_order_id] = ack.reason or "no reason given"
+                    if order.role == "open":
+                        break
                     continue
                 accepted.add(order.client_order_id)
                 if order.role == "open":
@@ -753,8 +794,6 @@ class TradingWorkflow:
         finally:
             if intent.action == "adjust":
                 self._sync_protection(pair, state)
-        self.summary.orders += len(orders)
-        return orders
 
     def _cancel_protection(self, state: _PairState) -> None:
         for cid in state.protective:
@@ -773,6 +812,7 @@ class TradingWorkflow:
         fills: list[Fill],
         errors: list[StepError],
         timings: dict[str, float],
+        rejected: tuple[str, ...] = (),
     ) -> None:
         p = self.p
         timing = self._timing
@@ -804,6 +844,7 @@ class TradingWorkflow:
             equity=ledger.snapshot(str(p.risk.state), self._peak),
             timings=timings,
             errors=tuple(errors),
+            rejected=rejected,
         )  # fmt: skip
         self._last_quiet.pop(pair, None)
         self._close_span(pair)

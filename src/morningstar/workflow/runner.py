@@ -386,10 +386,10 @@ class TradingWorkflow:
                     p.steps.run("execute",
                                 lambda: self._execute(pair, bar, intent, state, sent, refused),
                                 errors, where=where)  # fmt: skip
-                finally:
+                finally:  # also when the step failed after some orders went out
                     timings["execute"] += clock() - t
                     self.summary.orders += len(sent)
-                self._refusals(sent, refused, errors)
+                    self._refusals(sent, refused, errors)
         except SkipCycle:
             pass  # recorded in errors; the next bar runs normally
         finally:

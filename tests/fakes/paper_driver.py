@@ -193,14 +193,15 @@ def run_paper(
     clock.on_end = built.workflow.request_stop
     store = built.workflow.p.store
     if on_cycle is not None and store is not None:
-        persist = store.persist
+        persist_many = store.persist_many
 
-        def persisted(record: CycleRecord, *, state: Any = None) -> bool:
-            written = persist(record, state=state)
-            on_cycle(record, written)
+        def persisted(records: Any, states: Any = None) -> int:
+            written = persist_many(records, states)  # a time step's cycles, one transaction
+            for record in records:
+                on_cycle(record, written > 0)
             return written
 
-        store.persist = persisted  # type: ignore[method-assign]
+        store.persist_many = persisted  # type: ignore[method-assign]
     return PaperRun(built, clock, closers)
 
 

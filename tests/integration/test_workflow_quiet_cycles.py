@@ -158,3 +158,21 @@ def test_skipping_quiet_stretches_writes_the_same_rows(
             for r in ref[table]
         ]  # fmt: skip
     assert rows["equity"] == ref["equity"] and rows["last"] == ref["last"]
+
+
+def test_every_pair_of_a_time_step_decides_on_the_same_account(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Two-phase time steps: every pair's bar is settled (fills, marks) before any pair decides,
+    so the cycles of one time step record one account — orders placed by a decision fill on a
+    later bar — while positions are open on both pairs."""
+    frames = {pair: _bars(str(shared_data), file, 4_000) for pair, file in FILES.items()}
+    _summary, rows = _run(tmp_path, "two-phase", frames)
+    by_ts: dict[Any, set[tuple[float, float, float]]] = {}
+    for ts, _seq, equity, cash, _realized, unrealized, _dd, _risk in rows["equity"]:
+        by_ts.setdefault(ts, set()).add((equity, cash, unrealized))
+    assert len(by_ts) == 4_000  # every time step, both pairs
+    assert all(len(accounts) == 1 for accounts in by_ts.values())
+    # both pairs traded (with one-phase steps the first pair's cycle saw the second at the
+    # previous close: this fails)
+    assert {r["pair"] for r in rows["fills"]} == set(FILES)

@@ -1,7 +1,10 @@
 """The trading cycle, per pair and per closed bar, for every mode (architecture steps a–g).
 
 :class:`TradingWorkflow` runs the same code in backtest and paper modes; only the parts it is
-given differ (the feed, the broker, how predictions are obtained). Per closed bar of a pair:
+given differ (the feed, the broker, how predictions are obtained). The feed delivers one time
+step at a time (the closed bars of every pair at one open time); its cycles run in two phases:
+step a's fills and marks for every pair first, then b–f pair by pair, so each decision sees the
+whole account at this bar's closes. Per closed bar of a pair:
 
 a. **fetch**: the feed delivers the bar (historical replay, or ccxt polling of closed bars);
    the broker fills the pair's open orders against it (market orders at its open, protective
@@ -17,16 +20,19 @@ f. **execute**: orders with deterministic client ids go to the broker: an entry 
    protective stop and target (a bracket: they guard the entry's own bar, as the backtest
    engine does), a close (its protections cancelled), a stop adjustment (cancel and replace).
 g. **persist**: the cycle's record (prediction, supervision, decision, orders, fills, positions,
-   equity, step timings, errors) with the resume state — one transaction per cycle in paper
-   mode, batches of cycles in a backtest (a rerun rebuilds a backtest; a paper run resumes from
-   its last persisted cycle). A backtest's *quiet* cycle — a flat pair whose batch row cannot
-   open a trade, so no :class:`Prediction` is built and nothing is decided, ordered, filled or
-   failed — is persisted as a lean row (:class:`~morningstar.store.workflow.QuietCycle`: the
-   account after the bar; the newest one of each pair per batch keeps its prediction).
+   equity, step timings, errors) with the resume state — one transaction per time step (the
+   cycles of every pair) in paper mode, batches of cycles in a backtest (a rerun rebuilds a
+   backtest; a paper run resumes from its last persisted time step). A backtest's *quiet*
+   cycle — a flat pair whose batch row cannot open a trade, so no :class:`Prediction` is built
+   and nothing is decided, ordered, filled or failed — is persisted as a lean row
+   (:class:`~morningstar.store.workflow.QuietCycle`: the account after the bar; the newest one
+   of each pair per batch keeps its prediction); consecutive ones of a pair with the same
+   account share one row (a span), and while every pair is flat the quiet stretches are
+   delivered in bulk (:meth:`TradingWorkflow._skip_quiet`).
 
 Each step runs under its error policy (:mod:`morningstar.workflow.policy`); a failing pair never
 stops the others; ``halt`` stops the run after persisting. :meth:`TradingWorkflow.request_stop`
-(wired to SIGINT/SIGTERM by the command line) lets the current cycle finish and persist.
+(wired to SIGINT/SIGTERM by the command line) lets the current time step finish and persist.
 """
 
 from __future__ import annotations
@@ -187,6 +193,20 @@ class _PairState:
     openable: list[bool] | None = None
 
 
+@dataclass
+class _Settled:
+    """Phase 1 of a pair's cycle in a time step (see :meth:`TradingWorkflow._step`)."""
+
+    pair: str
+    bar: Bar
+    where: str
+    timings: dict[str, float]
+    errors: list[StepError] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    skipped: bool = False  # the broker step failed: the cycle decides nothing
+    halt: HaltRun | None = None
+
+
 class _Span:
     """The open span of quiet cycles of a pair in the pending batch (see :class:`QuietCycle`):
     its row's index in the batch, the account its cycles left, its bars, its last bar."""
@@ -307,11 +327,9 @@ class TradingWorkflow:
                         break
                     self._wait()
                     continue
-                fetch_s = (p.clock() - t0) / len(bars)
-                for pair, bar in bars:
-                    self._cycle(pair, bar, fetch_s)
-                    if len(self._pending) >= p.persist_every:
-                        self._flush()
+                self._step(bars, (p.clock() - t0) / len(bars))
+                if len(self._pending) >= p.persist_every:
+                    self._flush()
         except HaltRun as halt:
             self.summary.halted = halt.error.message
             log.error("run %s halted: %s", p.run_id, halt.error.message)
@@ -338,14 +356,67 @@ class TradingWorkflow:
         else:
             self._stop.wait(seconds)
 
-    # ------------------------------------------------------------------ one cycle
-    def _cycle(self, pair: str, bar: Bar, fetch_s: float) -> None:
+    # ------------------------------------------------------------------ one time step
+    def _step(self, bars: list[tuple[str, Bar]], fetch_s: float) -> None:
+        """The cycles of one time step, in two phases: every pair's bar is settled first (the
+        broker fills its orders, the ledger books them and marks the close), then each pair
+        decides — so every decision values the whole account at this bar's closes.
+
+        A halt (in either phase) stops the decisions still to come; every pair's cycle is
+        recorded all the same (what was filled is never lost), then the halt goes on.
+
+        Raises:
+            HaltRun: a step failed under ``halt``.
+        """
+        settled = [self._settle(pair, bar, fetch_s) for pair, bar in bars]
+        self._account_day(bars[-1][1])  # the pairs of a step share the bar's times
+        halt = next((s.halt for s in settled if s.halt is not None), None)
+        for s in settled:
+            if halt is not None or s.skipped:  # nothing more to do for this pair at this bar
+                self._record(s.pair, s.bar, None, None, None, [], s.fills, s.errors, s.timings)
+                continue
+            try:
+                self._decide_cycle(s)
+            except HaltRun as exc:
+                halt = exc
+        if halt is not None:
+            raise halt
+
+    def _where(self, pair: str, bar: Bar) -> str:
+        if bar.ts is not self._where_ts:  # the pairs of one time step share the bar's time
+            self._where_ts = bar.ts
+            self._where_iso = bar.ts.isoformat()
+        return f"{pair} {self._where_iso}"
+
+    def _settle(self, pair: str, bar: Bar, fetch_s: float) -> _Settled:
+        """Phase 1 of a cycle (step a's fills and marks): the broker fills the pair's orders
+        against the bar, the ledger books the fills and marks the close."""
+        p = self.p
+        state = self._pairs[pair]
+        out = _Settled(pair, bar, self._where(pair, bar), {"fetch": fetch_s})
+        self.summary.bars += 1
+        state.bar_index += 1  # counts every bar of the pair, also those whose cycle is skipped
+        t = p.clock()
+        try:
+            out.fills = p.steps.run("execute", lambda: p.broker.process_bar(pair, bar),
+                                    out.errors, where=out.where)  # fmt: skip
+            self._entries.pop(pair, None)  # an entry decided earlier has filled or is gone
+            if out.fills:
+                self._book(pair, out.fills, state)
+            p.ledger.mark(pair, bar.close)
+        except SkipCycle:
+            out.skipped = True  # recorded in errors; the next bar runs normally
+        except HaltRun as halt:
+            out.halt = halt
+        out.timings["execute"] = p.clock() - t
+        return out
+
+    def _decide_cycle(self, s: _Settled) -> None:
+        """Phase 2 of a cycle: predict, supervise, decide, execute; the cycle is recorded."""
         p = self.p
         clock = p.clock
+        pair, bar, errors, timings, where = s.pair, s.bar, s.errors, s.timings, s.where
         state = self._pairs[pair]
-        errors: list[StepError] = []
-        timings: dict[str, float] = {"fetch": fetch_s}
-        fills: list[Fill] = []
         # what the execute step sent, also when it fails half-way (its record is never lost),
         # and the broker's refusals (id -> reason)
         sent: dict[str, Order] = {}
@@ -353,22 +424,7 @@ class TradingWorkflow:
         prediction: Prediction | _Quiet | None = None
         decision: dict[str, Any] | None = None
         supervision: dict[str, Any] | None = None
-        if bar.ts is not self._where_ts:  # the pairs of one time step share the bar's time
-            self._where_ts = bar.ts
-            self._where_iso = bar.ts.isoformat()
-        where = f"{pair} {self._where_iso}"
-        self.summary.bars += 1
-        state.bar_index += 1  # counts every bar of the pair, also those whose cycle is skipped
         try:
-            t = clock()
-            fills = p.steps.run("execute", lambda: p.broker.process_bar(pair, bar), errors,
-                                where=where)  # fmt: skip
-            self._entries.pop(pair, None)  # an entry decided earlier has filled or is gone
-            if fills:
-                self._book(pair, fills, state)
-            p.ledger.mark(pair, bar.close)
-            self._account_day(bar)
-            timings["execute"] = clock() - t
             t = clock()
             prediction = p.steps.run("predict", lambda: self._predict(pair, bar, state), errors,
                                      where=where)  # fmt: skip
@@ -393,8 +449,8 @@ class TradingWorkflow:
         except SkipCycle:
             pass  # recorded in errors; the next bar runs normally
         finally:
-            self._record(pair, bar, prediction, supervision, decision, list(sent.values()), fills,
-                         errors, timings, tuple(refused))  # fmt: skip
+            self._record(pair, bar, prediction, supervision, decision, list(sent.values()),
+                         s.fills, errors, timings, tuple(refused))  # fmt: skip
 
     def _refusals(
         self, sent: Mapping[str, Order], refused: Mapping[str, str], errors: list[StepError]
@@ -966,11 +1022,9 @@ class TradingWorkflow:
             states[-1] = self.state()
             t = p.clock()
             written = store.persist_many(records, states)
-        else:
+        else:  # paper: the cycles of one time step, in one transaction (see _step)
             t = p.clock()
-            written = 0
-            for record, state in batch:
-                written += int(store.persist(record, state=state))  # type: ignore[arg-type]
+            written = store.persist_many([r for r, _ in batch], [s for _, s in batch])
         self._pending = []
         self._last_quiet.clear()
         self._spans.clear()

@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from morningstar.core.timeframe import Timeframe, parse_timeframe
+from morningstar.data.csv_import import timeframe_from_steps
 from morningstar.data.ohlcv import to_contract
 from morningstar.errors import DataFormatError, UserInputError
 
@@ -80,15 +81,14 @@ def resolve_timeframe(index: pd.DatetimeIndex, timeframe: Timeframe | str | None
         except ValueError as exc:
             raise UserInputError(str(exc), where="timeframe") from exc
     steps = np.diff(index.asi8)
-    steps = steps[steps >= _NS_PER_S]
-    if steps.size == 0:
+    inferred = timeframe_from_steps(steps[steps >= _NS_PER_S])  # the most common step
+    if inferred is None:
         raise UserInputError(
             "cannot infer the timeframe: fewer than 2 bars at least 1 s apart",
             where="timeframe",
             hint="pass timeframe='5m' (or the bars' timeframe)",
         )
-    values, counts = np.unique(steps, return_counts=True)
-    return Timeframe(int(values[np.argmax(counts)]) // _NS_PER_S)
+    return inferred
 
 
 def utc_ns(index: pd.DatetimeIndex) -> npt.NDArray[np.int64]:

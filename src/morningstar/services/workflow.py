@@ -138,13 +138,14 @@ def _outcome(db: Database, built: BuiltRun, summary: RunSummary) -> RunOutcome:
 
 
 def _equity_series(curve: Sequence[tuple[Any, ...]]) -> pd.Series:
-    """The account's equity per bar time (the last cycle of a bar time: every pair marked)."""
-    if not curve:
+    """The account's equity per bar time (:func:`bar_equity`: the last cycle of a bar time)."""
+    from morningstar.monitoring.performance import bar_equity
+
+    points = bar_equity(curve)
+    if not points:
         return pd.Series(dtype=float)
-    frame = pd.DataFrame({"ts": [row[0] for row in curve], "equity": [row[2] for row in curve]})
-    series = frame.groupby("ts", sort=True)["equity"].last()
-    series.index = pd.DatetimeIndex(series.index)
-    return series
+    index = pd.DatetimeIndex([t for t, _ in points], name="ts")
+    return pd.Series([e for _, e in points], index=index, name="equity", dtype=float)
 
 
 def run_backtest(

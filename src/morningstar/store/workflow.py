@@ -246,40 +246,26 @@ def _sqlite_ts(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+_JSON_AT = tuple(_CYCLE_COLUMNS.index(c) for c in ("prediction", "supervision", "decision",
+                                                   "timings"))  # fmt: skip
+_TIME_AT = tuple(_CYCLE_COLUMNS.index(c) for c in ("bar_ts", "persisted_at", "last_bar_ts"))
+
+
 def _sqlite_cycle_rows(
     records: Sequence[AnyCycle], seqs: Sequence[int], now: datetime
 ) -> list[tuple[Any, ...]]:
-    stamp = _sqlite_ts(now)
-    stamps: dict[datetime, str] = {}
+    """:func:`_cycle_row` of each record with the values converted as the column types would
+    on SQLite (JSON documents as compact text, times as naive UTC text): one ``executemany``."""
     rows = []
     for record, seq in zip(records, seqs, strict=True):
-        ts = record.bar_ts
-        bar = stamps.get(ts)
-        if bar is None:
-            bar = stamps[ts] = _sqlite_ts(ts)
-        if type(record) is QuietCycle:  # the lean row of most backtest bars
-            pred = record.prediction
-            last = record.last_bar_ts
-            rows.append((
-                record.cycle_id, record.run_id, seq, record.pair, bar, record.strategy,
-                None if pred is None else dumps_json(pred), None, None, None, None,
-                *record[5:12], "{}", 0, stamp, record.bars,
-                None if last is None else _sqlite_ts(last),
-            ))  # fmt: skip
-            continue
-        assert isinstance(record, CycleRecord)
-        eq = record.equity
-        account = _NO_ACCOUNT if eq is None else (
-            eq.equity, eq.cash, eq.realized_pnl, eq.unrealized_pnl, eq.fees, eq.drawdown,
-            eq.risk_state,
-        )  # fmt: skip
-        pred, sup, dec = record.prediction, record.supervision, record.decision
-        rows.append((
-            record.cycle_id, record.run_id, seq, record.pair, bar, record.strategy,
-            None if pred is None else dumps_json(pred), None if sup is None else dumps_json(sup),
-            None if dec is None else dumps_json(dec), _action(dec), _verdict(sup), *account,
-            dumps_json(record.timings), len(record.errors), stamp, 1, None,
-        ))  # fmt: skip
+        row = list(_cycle_row(record, seq, now))
+        for i in _JSON_AT:
+            if row[i] is not None:
+                row[i] = dumps_json(row[i])
+        for i in _TIME_AT:
+            if row[i] is not None:
+                row[i] = _sqlite_ts(row[i])
+        rows.append(tuple(row))
     return rows
 
 

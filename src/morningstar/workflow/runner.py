@@ -56,7 +56,7 @@ from morningstar.core.decision import (
     propose,
     supervise,
 )
-from morningstar.core.orders import Fill, Order, OrderSide, client_order_id
+from morningstar.core.orders import Fill, Order, OrderRole, OrderSide, client_order_id
 from morningstar.core.risk import PortfolioView, PositionView, RiskEngine, RiskState
 from morningstar.core.sizing import SizingParams
 from morningstar.errors import DataValidationError, StorageError
@@ -771,6 +771,17 @@ class TradingWorkflow:
         p = self.p
         run, ts, close_ts = p.run_id, bar.ts, bar.close_ts
         orders: list[Order] = []
+
+        def protective(role: OrderRole, side: OrderSide, quantity: float, price: float) -> Order:
+            """A reduce-only stop (``stop_loss``) or limit (``take_profit``) at ``price``."""
+            stop = role == "stop_loss"
+            return Order(
+                client_order_id(run, pair, ts, role), run, pair, side, quantity,
+                "stop" if stop else "limit", role, close_ts, ts, reduce_only=True,
+                stop_price=price if stop else None, limit_price=None if stop else price,
+                reference_price=bar.close,
+            )  # fmt: skip
+
         if intent.action == "open":
             entry_side: OrderSide = "buy" if intent.side > 0 else "sell"
             exit_side: OrderSide = "sell" if intent.side > 0 else "buy"
@@ -787,17 +798,9 @@ class TradingWorkflow:
             ))  # fmt: skip
             cover = qty * _PROTECTION_MARGIN if quote is not None else qty
             if p.brackets and intent.stop_loss is not None:
-                orders.append(Order(
-                    client_order_id(run, pair, ts, "stop_loss"), run, pair, exit_side, cover,
-                    "stop", "stop_loss", close_ts, ts, reduce_only=True,
-                    stop_price=intent.stop_loss, reference_price=bar.close,
-                ))  # fmt: skip
+                orders.append(protective("stop_loss", exit_side, cover, intent.stop_loss))
             if p.brackets and intent.take_profit is not None:
-                orders.append(Order(
-                    client_order_id(run, pair, ts, "take_profit"), run, pair, exit_side, cover,
-                    "limit", "take_profit", close_ts, ts, reduce_only=True,
-                    limit_price=intent.take_profit, reference_price=bar.close,
-                ))  # fmt: skip
+                orders.append(protective("take_profit", exit_side, cover, intent.take_profit))
         elif intent.action == "close":  # its protections are cancelled once it is accepted
             side: OrderSide = "sell" if intent.side > 0 else "buy"
             orders.append(Order(
@@ -812,11 +815,7 @@ class TradingWorkflow:
                    if o.client_order_id in state.protective]  # fmt: skip
             exit_: OrderSide = "sell" if position.side > 0 else "buy"
             if intent.stop_loss is not None:  # the old stop is cancelled once this is accepted
-                orders.append(Order(
-                    client_order_id(run, pair, ts, "stop_loss"), run, pair, exit_,
-                    position.quantity, "stop", "stop_loss", close_ts, ts, reduce_only=True,
-                    stop_price=intent.stop_loss, reference_price=bar.close,
-                ))  # fmt: skip
+                orders.append(protective("stop_loss", exit_, position.quantity, intent.stop_loss))
         accepted: set[str] = set()
         try:
             for order in orders:
